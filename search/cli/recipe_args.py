@@ -1,0 +1,53 @@
+"""Recipe options shared by evaluate, export and predict: --recipe FILE or uniform shortcuts."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from search.errors import RecipeError
+from search.recipe import CompressionConfig, evenly_spaced_blocks, parse_recipe
+from search.space.graph import ModelGraph
+
+
+def _rank(text: str) -> int | float:
+    value = float(text)
+    return int(value) if value.is_integer() and value >= 1 else value
+
+
+def add_recipe_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("recipe (a file, or one setting for every layer)")
+    g.add_argument("--recipe", metavar="FILE", help="recipe JSON (a CompressionConfig)")
+    g.add_argument("--bits", type=int, help="weight bits: 16, 8, 6, 5, 4, 3 or 2")
+    g.add_argument("--group-size", type=int, default=None, help="quantization group size (default 128)")
+    g.add_argument("--symmetric", action="store_true", help="symmetric quantization")
+    g.add_argument("--sparsity", type=float, help="fraction of weights pruned, in [0, 1)")
+    g.add_argument("--sparsity-pattern", choices=["unstructured", "2:4", "channel"], default="unstructured")
+    g.add_argument("--sparsity-score", choices=["magnitude", "wanda"], default="magnitude")
+    g.add_argument("--rank", type=_rank, help="low-rank rank: an integer, or a fraction of full rank like 0.25")
+    g.add_argument("--width", type=float, help="fraction of MLP neurons kept, in (0, 1]")
+    g.add_argument("--heads", type=float, help="fraction of attention heads kept, in (0, 1]")
+    g.add_argument("--depth", type=float, help="fraction of blocks kept (evenly spaced), in (0, 1]")
+
+
+def recipe_from_args(args: argparse.Namespace, graph: ModelGraph) -> CompressionConfig:
+    shortcuts = [args.bits, args.sparsity, args.rank, args.width, args.heads, args.depth]
+    if args.recipe:
+        if any(v is not None for v in shortcuts):
+            raise RecipeError("give either --recipe FILE or the uniform options (--bits, --sparsity, ...), not both")
+        path = Path(args.recipe)
+        if not path.is_file():
+            raise RecipeError(f"recipe file {args.recipe!r} does not exist")
+        recipe = parse_recipe(path.read_text())
+    else:
+        keep = evenly_spaced_blocks(graph.num_blocks, args.depth) if args.depth is not None else None
+        recipe = CompressionConfig.uniform(
+            bits=16 if args.bits is None else args.bits,
+            group_size=128 if args.group_size is None else args.group_size,
+            symmetric=args.symmetric,
+            sparsity=0.0 if args.sparsity is None else args.sparsity,
+            sparsity_pattern=args.sparsity_pattern, sparsity_score=args.sparsity_score,
+            rank=args.rank, width=1.0 if args.width is None else args.width,
+            heads=1.0 if args.heads is None else args.heads, keep_blocks=keep)
+    recipe.resolve(graph)  # fail early, naming the layer or pattern that does not fit
+    return recipe

@@ -1,0 +1,1 @@
+"""The model as data: layer shapes and roles, and the search space over recipes."""
