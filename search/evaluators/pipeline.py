@@ -1,0 +1,130 @@
+"""Apply a recipe and score it: the steps behind ``search-cli evaluate``/``export`` and the public API.
+
+Calibration rows (for Wanda scores and width-pruning importance) come from the
+"calib" part of the text and quality is measured on the disjoint "eval" part,
+both with the same number of samples and sequence length.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search.errors import DeviceFitError
+from search.recipe import CompressionConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from search.models import LoadedModel
+
+TextSource = str | os.PathLike | None
+
+
+@dataclass
+class RecipeEvaluation:
+    """What ``evaluate_recipe`` found: quality metrics, exact memory, and the compressed model."""
+
+    recipe: CompressionConfig
+    quality: dict[str, float]
+    memory_bytes: int
+    compressed: Any = field(repr=False)  # torch.nn.Module
+
+    def as_json(self) -> dict[str, Any]:
+        return {"quality": self.quality, "memory_bytes": self.memory_bytes,
+                "recipe": self.recipe.model_dump(mode="json")}
+
+
+def _seq_len_for(loaded: LoadedModel, seq_len: int) -> int:
+    if seq_len > loaded.graph.max_positions:
+        raise DeviceFitError(f"sequence length {seq_len} exceeds the model's maximum of "
+                             f"{loaded.graph.max_positions} positions; use --seq-len {loaded.graph.max_positions} "
+                             "or less")
+    return seq_len
+
+
+def calibration_for(loaded: LoadedModel, text: TextSource = None, samples: int = 16,
+                    seq_len: int = 128) -> torch.Tensor:
+    """Token rows from the calibration part, for the transforms that look at activations."""
+    from search.data import calibration_batches
+
+    return calibration_batches(loaded.tokenizer, text, "calib", samples, _seq_len_for(loaded, seq_len))
+
+
+def evaluator_for(loaded: LoadedModel, text: TextSource = None, samples: int = 16, seq_len: int = 128) -> Any:
+    """A QualityEvaluator of ``loaded`` on the evaluation part of the text."""
+    from search.data import calibration_batches
+    from search.evaluators.quality import QualityEvaluator
+
+    batches = calibration_batches(loaded.tokenizer, text, "eval", samples, _seq_len_for(loaded, seq_len))
+    return QualityEvaluator(loaded, batches)
+
+
+def evaluate(loaded: LoadedModel, student: Any = None, *, text: TextSource = None, samples: int = 16,
+             seq_len: int = 128, progress: bool = False) -> dict[str, float]:
+    """Quality of ``student`` against ``loaded``'s model: ``{"cosine"}`` or ``{"kl", "perplexity"}``.
+
+    ``student`` is a compressed torch model, a CompressionConfig (applied here,
+    with calibration data), or None (the model against itself: the baseline).
+    """
+    if isinstance(student, CompressionConfig):
+        from search.compress import apply
+
+        student.resolve(loaded.graph)
+        student = apply(loaded.model, student, calibration=calibration_for(loaded, text, samples, seq_len))
+    elif student is None:
+        student = loaded.model
+    return evaluator_for(loaded, text, samples, seq_len).evaluate(student, progress=progress)
+
+
+def evaluate_recipe(loaded: LoadedModel, recipe: CompressionConfig, *, text: TextSource = None,
+                    samples: int = 16, seq_len: int = 128, progress: bool = False) -> RecipeEvaluation:
+    """Apply ``recipe`` to ``loaded`` and measure quality (eval text) and exact memory (from the graph)."""
+    from tqdm.auto import tqdm
+
+    from search.compress import apply
+    from search.memory import memory_report
+
+    recipe.resolve(loaded.graph)
+    memory = memory_report(loaded.graph, recipe)  # cheap, and fails before any heavy work
+    calibration = calibration_for(loaded, text, samples, seq_len)
+    evaluator = evaluator_for(loaded, text, samples, seq_len)
+    # disable=None: the bar shows on a terminal only, so piped stderr carries nothing but errors
+    with tqdm(total=3, desc="applying recipe", file=_stderr(), disable=None if progress else True,
+              bar_format="{desc} [{n}/{total}] {elapsed}", leave=False) as bar:
+        compressed = apply(loaded.model, recipe, calibration=calibration)
+        bar.set_description("running the original model")
+        bar.update()
+        evaluator.prepare()
+        bar.set_description("scoring the compressed model")
+        bar.update()
+        quality = evaluator.evaluate(compressed)
+        bar.update()
+    return RecipeEvaluation(recipe=recipe, quality=quality, memory_bytes=int(memory.total_bytes),
+                            compressed=compressed)
+
+
+def export(loaded: LoadedModel, recipe: CompressionConfig, out_dir: str | os.PathLike, *,
+           compressed: Any = None, text: TextSource = None, samples: int = 16, seq_len: int = 128) -> Path:
+    """Save ``loaded`` compressed by ``recipe`` to ``out_dir`` (safetensors + recipe + config).
+
+    Pass ``compressed`` when you already applied the recipe; otherwise it is applied here.
+    """
+    from search.compress.export import export_compressed
+
+    recipe.resolve(loaded.graph)
+    if compressed is None:
+        from search.compress import apply
+
+        compressed = apply(loaded.model, recipe, calibration=calibration_for(loaded, text, samples, seq_len))
+    out = Path(out_dir).expanduser()
+    export_compressed(loaded, compressed, recipe, out)
+    return out
+
+
+def _stderr() -> Any:
+    import sys
+
+    return sys.stderr
