@@ -1,0 +1,253 @@
+"""The latency model: predicted latency of a recipe on a device, from the graph alone (no torch).
+
+Each matrix product is a roofline op: its time is at least its compute over the
+peak the runtime reaches and at least its bytes over the bandwidth it reaches,
+plus a fixed per-op overhead. On top of the linear layers come attention (with
+KV-cache traffic in decode), the elementwise glue of each block (norms,
+activations, residuals) and a per-forward overhead. Shapes are those left after
+width pruning, depth pruning and low-rank factorisation; weight bytes come from
+the exact storage formula of ``search.memory.layer_weight_bytes``, with the bits
+the device's runtime really stores.
+
+Because every efficiency factor is at most 1, no op is predicted faster than
+max(flops / peak, bytes / bandwidth).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from search.recipe import LayerCompression, SparsityPattern
+from search.workload import Workload
+
+if TYPE_CHECKING:
+    from search.hw_profiles.profile import DeviceProfile
+    from search.recipe import CompressionConfig
+    from search.space.graph import LayerInfo, ModelGraph
+
+GATED_MLP_FAMILIES = ("llama", "qwen2")
+
+
+@dataclass(slots=True)
+class LayerLatency:
+    """One op of the prediction: a linear layer, a block's attention, or a block's elementwise glue."""
+
+    name: str
+    kind: str  # "linear" | "attention" | "elementwise" | "forward"
+    block: int | None
+    flops: float
+    bytes: float
+    compute_ms: float
+    memory_ms: float
+    overhead_ms: float
+    time_ms: float
+    bound: str  # "compute" | "memory" | "overhead"
+
+
+@dataclass(slots=True)
+class LatencyReport:
+    device: str
+    workload: str
+    total_ms: float
+    tokens_per_s: float | None
+    memory_bytes: int  # weights as stored plus the KV cache of the workload
+    weight_bytes: int
+    kv_cache_bytes: int
+    layers: list[LayerLatency] = field(default_factory=list)
+
+    @property
+    def latency_ms(self) -> float:
+        return self.total_ms
+
+    def to_dict(self) -> dict:
+        return {"device": self.device, "workload": self.workload, "latency_ms": self.total_ms,
+                "tokens_per_s": self.tokens_per_s, "memory_bytes": self.memory_bytes,
+                "weight_bytes": self.weight_bytes, "kv_cache_bytes": self.kv_cache_bytes,
+                "layers": [asdict(layer) for layer in self.layers]}
+
+
+def predict_latency(graph: ModelGraph, recipe: CompressionConfig, workload: Workload | str,
+                    profile: DeviceProfile) -> LatencyReport:
+    """Predicted latency of `recipe` applied to `graph`, running `workload` on `profile`."""
+    if isinstance(workload, str):
+        workload = Workload.parse(workload)
+    settings = recipe.resolve(graph)
+    model = _Costs(profile, graph, workload)
+    ops: list[LayerLatency] = []
+    weight_bytes = 0
+    for layer in recipe.kept_layers(graph):
+        in_f, out_f = graph.sliced_shape(layer, recipe.width)
+        op, stored = model.linear(layer, in_f, out_f, settings[layer.name])
+        ops.append(op)
+        weight_bytes += 0 if layer.tied else stored  # a tied head is the embedding, counted in others
+    blocks = graph.blocks_of(recipe.keep_blocks)
+    for block in blocks:
+        ops.append(model.attention(block, recipe))
+        ops.append(model.elementwise(block, recipe))
+    ops.append(model.forward_overhead())
+    total = sum(op.time_ms for op in ops)
+    kv_bytes = model.kv_cache_bytes(recipe, len(blocks))
+    other_bytes = sum(p.numel for p in graph.others if p.block is None or p.block in set(blocks)) * 2
+    per_token = {"encode": None, "prefill": workload.tokens * workload.batch,
+                 "decode": workload.batch}[workload.kind]
+    return LatencyReport(
+        device=profile.name, workload=str(workload), total_ms=total,
+        tokens_per_s=None if per_token is None else per_token * 1000.0 / total,
+        memory_bytes=int(weight_bytes + other_bytes + kv_bytes), weight_bytes=int(weight_bytes + other_bytes),
+        kv_cache_bytes=int(kv_bytes), layers=ops)
+
+
+class _Costs:
+    """Costs of each kind of op for one (profile, graph, workload)."""
+
+    def __init__(self, profile: DeviceProfile, graph: ModelGraph, workload: Workload):
+        self.p, self.g, self.w = profile, graph, workload
+        eff = profile.efficiency
+        measured = profile.measured
+        self.bandwidth = (measured.copy_gbs if measured else profile.bandwidth_gbs * eff.memory) * 1e9
+        self.op_s = (measured.op_us if measured else profile.overheads.op_us) * 1e-6 * eff.overhead
+        # rows each matrix product sees: every token in encode/prefill, one per sequence in decode
+        self.rows = workload.batch * (1 if workload.kind == "decode" else workload.tokens)
+        self.act = profile.activation_bytes
+
+    # ---- throughput ----------------------------------------------------------
+    def linear_flops_per_s(self, rows: int, quantized: bool) -> float:
+        measured = self.p.measured
+        if measured is not None:
+            return _interp_log(measured.linear_gflops_by_rows, rows) * 1e9 * self.p.efficiency.compute
+        dtype = self.p.quant_compute_dtype if quantized else self.p.compute_dtype
+        return self.p.peak(dtype) * 1e9 * self.p.efficiency.compute
+
+    def dequant_s(self, weights: float, bits: int, rows: int) -> float:
+        """Time to unpack quantized weights once per forward (zero for 16-bit)."""
+        if bits >= 16:
+            return 0.0
+        measured = self.p.measured
+        if measured is not None and measured.dequant_ns_per_weight:
+            return weights * _at_or_above(measured.dequant_ns_per_weight, bits) * 1e-9 * self.p.efficiency.dequant
+        ops = self.p.dequant_ops_per_weight * weights
+        return ops / (self.p.peak(self.p.compute_dtype) * 1e9 * self.p.efficiency.compute) * self.p.efficiency.dequant
+
+    # ---- ops ------------------------------------------------------------------
+    def linear(self, layer: LayerInfo, in_f: int, out_f: int, setting: LayerCompression) -> tuple[LayerLatency, int]:
+        from search.memory import layer_plans
+
+        rows = self.rows
+        if layer.role == "lm_head" and self.w.kind == "prefill" and self.p.prefill_logits == "last":
+            rows = self.w.batch
+        storage = self._storage_setting(setting)
+        plans = layer_plans(in_f, out_f, layer.bias, storage).values()
+        stored = sum(plan.nbytes for plan in plans)
+        # weights the kernels multiply: stored rows (channel pruning drops rows) of every factor
+        weights = sum(plan.rows * plan.in_features for plan in plans)
+        flops = 2.0 * rows * weights / self._sparse_speedup(storage)
+        compute = flops / self.linear_flops_per_s(rows, storage.quantized)
+        compute += self.dequant_s(weights, storage.bits, rows)
+        if storage.sparsity > 0 and self.p.measured is not None and storage.sparsity_pattern != "channel":
+            compute += weights * self.p.measured.sparse_ns_per_weight * 1e-9  # bitmask rebuilt per forward
+        activations = sum(rows * (plan.in_features + plan.out_features) for plan in plans) * self.act
+        moved = stored + activations
+        return _op(layer.name, "linear", layer.block, flops, moved, compute, moved / self.bandwidth,
+                   len(plans) * self.op_s), stored
+
+    def attention(self, block: int, recipe: CompressionConfig) -> LayerLatency:
+        g, w = self.g, self.w
+        heads, kv = g.kept_heads(recipe.width.heads), g.kept_kv_heads(recipe.width.heads)
+        hd = g.head_dim
+        if w.kind == "decode":
+            ctx, rows, causal = w.tokens, 1, 1.0
+        else:
+            ctx, rows = w.tokens, w.tokens
+            causal = 0.5 if w.kind == "prefill" else 1.0  # causal kernels skip the masked half
+        flops = 4.0 * w.batch * heads * rows * ctx * hd * causal
+        moved = w.batch * (2 * rows * heads * hd + 2 * ctx * kv * hd) * self.act  # q, out; K and V (cache)
+        measured = self.p.measured
+        rate = (measured.attention_gflops * 1e9 if measured else
+                self.p.peak(self.p.compute_dtype) * 1e9) * self.p.efficiency.compute
+        return _op(f"block{block}.attention", "attention", block, flops, moved, flops / rate,
+                   moved / self.bandwidth, 0.0)
+
+    def elementwise(self, block: int, recipe: CompressionConfig) -> LayerLatency:
+        g = self.g
+        inter = g.kept_neurons(recipe.width.mlp)
+        gated = g.family in GATED_MLP_FAMILIES
+        # norms, residual adds, rotary/bias adds read+write the hidden state; the MLP activation its neurons
+        per_row = 10 * g.hidden_size + (3 if gated else 2) * inter
+        moved = float(self.rows * per_row * self.act)
+        flops = float(self.rows * per_row)
+        overhead = self.p.overheads.block_us * 1e-6 * self.p.efficiency.overhead
+        if self.p.measured is not None:
+            overhead = self._measured_block_ops() * self.op_s
+        return _op(f"block{block}.elementwise", "elementwise", block, flops, moved, 0.0,
+                   moved / self.bandwidth, overhead)
+
+    def forward_overhead(self) -> LayerLatency:
+        g, rows = self.g, self.rows
+        moved = float(rows * g.hidden_size * self.act * 2)  # embedding rows read, final norm
+        overhead = self.p.overheads.forward_us * 1e-6 * self.p.efficiency.overhead
+        return _op("forward", "forward", None, 0.0, moved, 0.0, moved / self.bandwidth, overhead)
+
+    def kv_cache_bytes(self, recipe: CompressionConfig, blocks: int) -> float:
+        if self.w.kind == "encode" or not self.g.is_causal:
+            return 0.0
+        kv = self.g.kept_kv_heads(recipe.width.heads)
+        return 2.0 * blocks * self.w.batch * self.w.tokens * kv * self.g.head_dim * self.act
+
+    # ---- helpers --------------------------------------------------------------
+    def _storage_setting(self, setting: LayerCompression) -> LayerCompression:
+        bits = self.p.storage_bits(setting.bits)
+        sparse_kept = setting.sparsity > 0 and self._pattern_supported(setting)
+        if bits == setting.bits and (sparse_kept or setting.sparsity == 0):
+            return setting
+        update: dict = {"bits": bits}
+        if not sparse_kept:
+            update["sparsity"] = 0.0  # the runtime keeps zeros in a dense layout
+        return setting.model_copy(update=update)
+
+    def _pattern_supported(self, setting: LayerCompression) -> bool:
+        return setting.sparsity_pattern.value in self.p.sparsity
+
+    def _sparse_speedup(self, setting: LayerCompression) -> float:
+        best = self.p.sparsity.get(setting.sparsity_pattern.value)
+        if setting.sparsity <= 0 or best is None or setting.sparsity_pattern == SparsityPattern.CHANNEL:
+            return 1.0  # channel pruning already shrank the stored rows
+        if setting.sparsity_pattern == SparsityPattern.TWO_FOUR:
+            return best
+        return min(best, 1.0 / (1.0 - setting.sparsity))
+
+    def _measured_block_ops(self) -> int:
+        """Framework ops of one block besides its matrix products (eager PyTorch dispatches each)."""
+        return 16 if self.g.family in GATED_MLP_FAMILIES else 12
+
+
+def _op(name: str, kind: str, block: int | None, flops: float, moved: float, compute_s: float,
+        memory_s: float, overhead_s: float) -> LayerLatency:
+    roof = max(compute_s, memory_s)
+    bound = "overhead" if overhead_s > roof else ("compute" if compute_s >= memory_s else "memory")
+    return LayerLatency(name=name, kind=kind, block=block, flops=flops, bytes=moved,
+                        compute_ms=compute_s * 1e3, memory_ms=memory_s * 1e3, overhead_ms=overhead_s * 1e3,
+                        time_ms=(roof + overhead_s) * 1e3, bound=bound)
+
+
+def _interp_log(table: dict[int, float], x: float) -> float:
+    """Log-log interpolation of a measured table, flat beyond its ends."""
+    keys = sorted(table)
+    if x <= keys[0]:
+        return table[keys[0]]
+    if x >= keys[-1]:
+        return table[keys[-1]]
+    i = bisect.bisect_right(keys, x)
+    x0, x1 = keys[i - 1], keys[i]
+    t = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
+    return math.exp(math.log(table[x0]) * (1 - t) + math.log(table[x1]) * t)
+
+
+def _at_or_above(table: dict[int, float], bits: int) -> float:
+    """A per-bits measurement for `bits`, else the nearest measured width above it."""
+    if bits in table:
+        return table[bits]
+    above = [b for b in table if b >= bits]
+    return table[min(above)] if above else table[max(table)]

@@ -1,0 +1,153 @@
+"""DeviceProfile: how one device, with the runtime that runs the model on it, turns work into time.
+
+Profiles are versioned YAML data under ``search/hw_profiles/data/`` (public facts
+with their sources, plus efficiency factors fitted to published measurements);
+a measured profile of this machine (``search-cli profile``) has the same shape
+plus a ``measured`` section of micro-benchmark results.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from search.errors import DeviceError
+from search.recipe import ALLOWED_BITS, describe_validation_error
+
+DATA_DIR = Path(__file__).parent / "data"
+Dtype = Literal["fp32", "fp16", "bf16", "int8"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Efficiency(_Strict):
+    """Fractions of the peaks the runtime reaches, fitted by calibration (search-cli calibrate)."""
+
+    compute: float = Field(0.5, gt=0, le=1, description="fraction of peak FLOP/s reached by matrix products")
+    memory: float = Field(0.6, gt=0, le=1, description="fraction of peak bandwidth reached when streaming weights")
+    overhead: float = Field(1.0, gt=0, description="scale on the per-op / per-forward overheads")
+    dequant: float = Field(1.0, gt=0, description="scale on the dequantisation cost")
+
+
+class Overheads(_Strict):
+    """Fixed costs the roofline does not see: kernel launches, framework dispatch, sampling."""
+
+    op_us: float = Field(0.0, ge=0, description="per matrix product (kernel launch / dispatch)")
+    block_us: float = Field(0.0, ge=0, description="per transformer block for norms, activations, attention glue")
+    forward_us: float = Field(0.0, ge=0, description="per forward pass (embedding, sampling, synchronisation)")
+
+
+class MeasuredTables(_Strict):
+    """Micro-benchmark results of a measured host (absent from data-sheet profiles)."""
+
+    date: str
+    threads: int
+    torch: str
+    cpu: str
+    # effective bf16 linear throughput (GFLOP/s) against the number of rows (tokens) of the input
+    linear_gflops_by_rows: dict[int, float]
+    # dequantisation of packed weights to bf16, nanoseconds per weight, by bits
+    dequant_ns_per_weight: dict[int, float] = Field(default_factory=dict)
+    # sparse (bitmask) weights rebuilt to dense per forward, nanoseconds per weight
+    sparse_ns_per_weight: float = 0.0
+    attention_gflops: float
+    copy_gbs: float
+    op_us: float
+
+
+class DeviceProfile(_Strict):
+    name: str
+    version: int = Field(ge=1)
+    description: str
+    kind: Literal["cpu", "gpu"]
+    compute_unit: str = Field(description="the compute the runtime uses, e.g. '4x Cortex-A76 @ 2.4 GHz'")
+    runtime: str = Field(description="the runtime modelled, e.g. 'llama.cpp (CPU, 4 threads)'")
+    peak_gflops: dict[Dtype, float] = Field(description="dense peak throughput per dtype (GFLOP/s or GOP/s)")
+    compute_dtype: Dtype = Field(description="dtype 16-bit layers compute in")
+    quant_compute_dtype: Dtype = Field(description="dtype quantized layers compute in (after unpacking)")
+    activation_bytes: int = Field(2, description="bytes per activation / KV-cache element")
+    bandwidth_gbs: float = Field(gt=0, description="theoretical memory bandwidth, GB/s")
+    memory_gb: float = Field(gt=0, description="memory capacity, GB")
+    weight_formats: tuple[int, ...] = Field(
+        description="weight bits the runtime stores natively; others run in the next larger supported format")
+    sparsity: dict[str, float] = Field(
+        default_factory=dict,
+        description="sparsity patterns the runtime stores compactly -> the compute speed-up of its kernels "
+                    "(1.0: smaller to read, no faster to multiply; channel pruning shrinks the rows instead)")
+    dequant_ops_per_weight: float = Field(
+        0.0, ge=0, description="extra operations per quantized weight per forward to unpack it (weak CPUs)")
+    prefill_logits: Literal["last", "all"] = "last"
+    power_w: dict[str, float] = Field(default_factory=dict)
+    efficiency: Efficiency = Efficiency()
+    overheads: Overheads = Overheads()
+    sources: tuple[str, ...] = Field(min_length=1)
+    notes: tuple[str, ...] = Field(default_factory=tuple, description="what is derived rather than published")
+    calibration: dict[str, float] = Field(
+        default_factory=dict, description="how well the factors fit: rows, median/max abs error")
+    measured: MeasuredTables | None = None
+
+    @field_validator("weight_formats")
+    @classmethod
+    def _formats(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if 16 not in v or any(b not in ALLOWED_BITS for b in v):
+            raise ValueError(f"weight_formats {list(v)} must include 16 and use only {list(ALLOWED_BITS)}")
+        return tuple(sorted(set(v)))
+
+    @field_validator("peak_gflops")
+    @classmethod
+    def _peaks(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v or any(x <= 0 for x in v.values()):
+            raise ValueError("peak_gflops needs at least one positive entry")
+        return v
+
+    def peak(self, dtype: str) -> float:
+        """Peak GFLOP/s of a dtype; a missing dtype runs at the slowest listed one (emulated)."""
+        return self.peak_gflops.get(dtype, min(self.peak_gflops.values()))
+
+    def storage_bits(self, bits: int) -> int:
+        """Bits the runtime actually stores: the smallest supported format holding `bits`."""
+        return min(b for b in self.weight_formats if b >= bits)
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(mode="json", exclude_none=True)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
+
+
+def list_profiles() -> list[str]:
+    """Names of the shipped profiles."""
+    return sorted(p.stem for p in DATA_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str | Path) -> DeviceProfile:
+    """A shipped profile by name (``rpi5``) or a profile YAML file by path."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if text.endswith((".yaml", ".yml")) or path.is_file():
+        if not path.is_file():
+            raise DeviceError(f"device profile file {text!r} does not exist")
+        return _load_file(str(path.resolve()), path.stat().st_mtime)
+    if text not in list_profiles():
+        raise DeviceError(f"unknown device {text!r}; known devices: {', '.join(list_profiles())} "
+                          "(or give a profile .yaml file)")
+    file = DATA_DIR / f"{text}.yaml"
+    return _load_file(str(file), file.stat().st_mtime)
+
+
+@lru_cache(maxsize=64)
+def _load_file(path: str, mtime: float) -> DeviceProfile:  # mtime keys the cache to the file's version
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise DeviceError(f"device profile {path!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise DeviceError(f"device profile {path!r} must be a YAML mapping")
+    try:
+        return DeviceProfile.model_validate(data)
+    except ValidationError as exc:
+        raise DeviceError(f"device profile {path!r}: {describe_validation_error(exc)}") from None
