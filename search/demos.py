@@ -44,6 +44,7 @@ class TinyLMRecipe:
     seq_len: int = 128
     lr: float = 2e-3
     seed: int = 0
+    corpus: str = "pydoc-topics:calib"  # see training_text()
     threads: int = 2
 
     def config(self) -> dict:
@@ -88,17 +89,11 @@ def tinylm_dir(recipe: TinyLMRecipe = DEFAULT_RECIPE, root: Path | None = None, 
 
 
 def training_text() -> str:
-    """The corpus tinylm learns: the calibration part of the offline corpus (the eval part stays unseen)."""
-    try:
-        from search.data import corpus_text
-    except ImportError:
-        corpus_text = None
-    if corpus_text is not None:
-        return corpus_text("calib")
-    import pydoc_data.topics  # the offline corpus itself, until search.data provides the split
+    """The corpus tinylm learns: the calib part of the offline corpus, so the eval part
+    that quality is measured on stays unseen (search.data keeps the two disjoint)."""
+    from search.data import text_part
 
-    topics = pydoc_data.topics.topics
-    return "\n\n".join(topics[k] for k in sorted(topics))
+    return text_part(None, "calib")
 
 
 def build_tinylm(recipe: TinyLMRecipe, out_dir: Path, *, progress: bool = True,

@@ -245,7 +245,7 @@ class Distiller:
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
                 report.steps += 1
-                report.losses.append(float(loss))
+                report.losses.append(float(loss.detach()))
                 bar.update(1)
                 bar.set_postfix(loss=f"{report.losses[-1]:.4f}", refresh=False)
         finally:
