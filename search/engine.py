@@ -1,0 +1,322 @@
+"""run_search: the multi-objective search over recipes, on Optuna's ask/tell.
+
+For each trial: the sampler proposes parameters -> a recipe (space/suggest.py)
+-> stage 1, memory and predicted latency from the recipe alone; a candidate
+over budget is told to Optuna at once with its constraint values, no model
+built -> stage 2, quality on a short slice of the evaluation data -> stage 3,
+full quality, only if the candidate could still join the front (staging.py).
+Evaluations go to an Executor, which may keep several in flight.
+
+Every finished trial carries its recipe, stage and metrics as user attributes,
+so the front can be rebuilt from the storage alone (resume, `show`, the service).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from search.candidates import Candidate, front_of, pessimistic_quality, trial_candidate
+from search.errors import InfeasibleError
+from search.executor import EvalResult, EvalTask, Executor
+from search.recipe import CompressionConfig
+from search.space.suggest import RecipeSpace
+from search.spec import SearchSpec
+from search.staging import CheapEvaluator, CheapMetrics, Promoter, violations
+from search.study import CONSTRAINTS_ATTR, fail_stale_trials, open_study, storage_url
+
+MAX_CONSECUTIVE_FAILURES = 5
+
+
+@dataclass
+class SearchProgress:
+    """Reported after every finished trial."""
+
+    done: int
+    total: int
+    feasible: int
+    front_size: int
+    elapsed_s: float
+    full_evaluations: int
+
+
+@dataclass
+class SearchResult:
+    study: str
+    storage: str
+    spec: SearchSpec
+    metric: tuple[str, str]  # primary quality metric and its direction ("max" / "min")
+    front: list[Candidate]
+    trials: int  # finished (complete) trials in the study
+    feasible: int
+    full_evaluations: int
+    proxy_evaluations: int
+    rejected: int  # stopped at stage 1
+    seconds: float
+    results_path: str | None = None
+    closest: Candidate | None = None  # best infeasible candidate, when nothing fits
+    stopped_by: str = "trials"  # trials | time | full_evaluations
+
+    def to_json(self) -> dict[str, Any]:
+        return {"front": [c.to_json() for c in self.front], "study": self.study,
+                "results_path": self.results_path, "storage": self.storage, "metric": list(self.metric),
+                "trials": self.trials, "feasible": self.feasible, "full_evaluations": self.full_evaluations,
+                "proxy_evaluations": self.proxy_evaluations, "rejected": self.rejected,
+                "seconds": round(self.seconds, 2), "stopped_by": self.stopped_by}
+
+
+@dataclass
+class _Pending:
+    trial: Any
+    recipe: CompressionConfig
+    cheap: CheapMetrics
+    stage: str
+    proxy_loss: float | None = None
+    proxy_quality: dict[str, float] = field(default_factory=dict)
+
+
+def _loss(quality: dict[str, float], metric: tuple[str, str]) -> float:
+    value = quality[metric[0]]
+    return -value if metric[1] == "max" else value
+
+
+class _Search:
+    def __init__(self, spec: SearchSpec, executor: Executor, progress: Callable[[SearchProgress], None] | None,
+                 *, resume: bool, seed_trials: bool, staged: bool, max_full_evaluations: int | None,
+                 use_sensitivity: bool):
+        from search.evaluators.quality import primary_metric
+        from search.models import load_graph
+
+        self.spec, self.executor, self.progress = spec, executor, progress
+        self.staged, self.max_full = staged, max_full_evaluations
+        self.graph = load_graph(spec.model)
+        self.cheap = CheapEvaluator(spec, self.graph)
+        self.space = RecipeSpace(self.graph, spec.space)
+        self.metric = primary_metric(self.graph)
+        check_reachable(spec, self.space, self.cheap)
+        self.study = open_study(spec, self.metric[1], resume=resume)
+        self.storage = storage_url(spec)
+        fail_stale_trials(self.study)
+        self.promoter = Promoter(spec.objectives)
+        self.pending: dict[Future, _Pending] = {}
+        self.started = time.monotonic()
+        self.consecutive_failures = 0
+        self._load_history()
+        if seed_trials and not self.history:
+            from search.seeds import seed_params
+
+            sensitivity = None
+            if use_sensitivity and len(self.space.groups) > 1:
+                from search.space.sensitivity import layer_sensitivity
+
+                sensitivity = layer_sensitivity(spec, self.space, executor, self.metric)
+            for label, params in seed_params(self.space, sensitivity):
+                self.study.enqueue_trial(params, user_attrs={"seed": label}, skip_if_exists=True)
+
+    # ---- bookkeeping from the storage --------------------------------------
+    def _load_history(self) -> None:
+        from optuna.trial import TrialState
+
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        self.history = [c for c in (trial_candidate(t, self.metric) for t in done) if c is not None]
+        for c in self.history:
+            if c.stage == "full" and c.proxy_quality:
+                self.promoter.observe(_loss(c.proxy_quality, self.metric), _loss(c.quality, self.metric))
+
+    @property
+    def finished(self) -> int:
+        return len(self.history)
+
+    @property
+    def full_evaluations(self) -> int:
+        return sum(c.stage == "full" for c in self.history)
+
+    def front(self) -> list[Candidate]:
+        return front_of(self.history, self.spec.objectives, self.metric)
+
+    # ---- the loop ------------------------------------------------------------
+    def stop_reason(self) -> str | None:
+        if self.finished + len(self.pending) >= self.spec.trials:
+            return "trials"
+        limit = self.spec.time_limit_s
+        if limit is not None and time.monotonic() - self.started >= limit:
+            return "time"
+        if self.max_full is not None and self.full_evaluations + len(self.pending) >= self.max_full:
+            return "full_evaluations"
+        return None
+
+    def run(self) -> str:
+        reason = None
+        while True:
+            while len(self.pending) < self.executor.max_in_flight:
+                reason = self.stop_reason()
+                if reason is not None:
+                    break
+                self._start_trial()
+            if not self.pending:
+                return reason or "trials"
+            done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
+            for future in done:
+                self._finish(future, self.pending.pop(future))
+
+    def _start_trial(self) -> None:
+        trial = self.study.ask(self.space.distributions())
+        recipe = self.space.recipe(trial.params)
+        trial.set_user_attr("recipe", recipe.model_dump(mode="json"))
+        cheap = self.cheap(recipe)
+        trial.set_user_attr("predicted_latency_ms", cheap.latency_ms)
+        trial.set_user_attr("latency_ms", cheap.latency_ms)
+        trial.set_user_attr("memory_bytes", cheap.memory_bytes)
+        trial.set_user_attr(CONSTRAINTS_ATTR, list(cheap.constraints))
+        if self.staged and not cheap.feasible:
+            # stage 1 rejection: no model is built; quality is a pessimistic stand-in the
+            # sampler can live with, while the constraints carry the real information
+            quality = {self.metric[0]: pessimistic_quality(self.history, self.metric)}
+            self._tell(trial, recipe, cheap, "rejected", quality, {})
+            return
+        stage = "proxy" if self.staged else "full"
+        self._submit(_Pending(trial, recipe, cheap, stage))
+
+    def _submit(self, p: _Pending) -> None:
+        task = EvalTask(study=self.study.study_name, trial=p.trial.number, stage=p.stage, spec=self.spec,
+                        recipe=p.recipe)
+        self.pending[self.executor.submit(task)] = p
+
+    def _finish(self, future: Future, p: _Pending) -> None:
+        try:
+            result: EvalResult = future.result()
+        except Exception as exc:
+            self._failed(p, exc)
+            return
+        self.consecutive_failures = 0
+        if p.stage == "proxy":
+            p.proxy_quality = result.quality
+            p.proxy_loss = _loss(result.quality, self.metric)
+            front = [(_loss(c.quality, self.metric), c.latency_ms, c.memory_bytes) for c in self.front()]
+            if self.promoter.promote(p.proxy_loss, p.cheap.latency_ms, p.cheap.memory_bytes, front):
+                p.stage = "full"
+                self._submit(p)
+            else:
+                self._tell(p.trial, p.recipe, p.cheap, "proxy", result.quality, {}, result)
+            return
+        if p.proxy_loss is not None:
+            self.promoter.observe(p.proxy_loss, _loss(result.quality, self.metric))
+        cheap = p.cheap
+        if result.latency_ms is not None and self.spec.measure:
+            # measured on this host: the measurement, not the prediction, decides feasibility
+            cheap = CheapMetrics(result.latency_ms, cheap.memory_bytes,
+                                 violations(self.spec, result.latency_ms, cheap.memory_bytes))
+            p.trial.set_user_attr("latency_ms", result.latency_ms)
+            p.trial.set_user_attr(CONSTRAINTS_ATTR, list(cheap.constraints))
+        self._tell(p.trial, p.recipe, cheap, "full", result.quality, p.proxy_quality, result)
+
+    def _failed(self, p: _Pending, exc: Exception) -> None:
+        from optuna.trial import TrialState
+
+        p.trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
+        self.study.tell(p.trial, state=TrialState.FAIL)
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+            raise RuntimeError(f"{self.consecutive_failures} evaluations failed in a row; last: "
+                               f"{type(exc).__name__}: {exc}") from exc
+
+    def _tell(self, trial: Any, recipe: CompressionConfig, cheap: CheapMetrics, stage: str,
+              quality: dict[str, float], proxy_quality: dict[str, float], result: EvalResult | None = None) -> None:
+        trial.set_user_attr("stage", stage)
+        trial.set_user_attr("quality", quality)
+        trial.set_user_attr("feasible", cheap.feasible)
+        if proxy_quality:
+            trial.set_user_attr("proxy_quality", proxy_quality)
+        if result is not None:
+            trial.set_user_attr("built_memory_bytes", result.memory_bytes)
+            trial.set_user_attr("eval_seconds", round(result.seconds, 3))
+        values = {"quality": quality[self.metric[0]], "latency": cheap.latency_ms, "memory": cheap.memory_bytes}
+        self.study.tell(trial, [float(values[o]) for o in self.spec.objectives])
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        candidate = trial_candidate(frozen, self.metric)
+        if candidate is not None:
+            self.history.append(candidate)
+        if stage == "full" and self.on_front_change is not None:
+            self.on_front_change(self)
+        if self.progress is not None:
+            front = self.front()
+            self.progress(SearchProgress(done=self.finished, total=self.spec.trials,
+                                         feasible=sum(c.feasible and c.stage == "full" for c in self.history),
+                                         front_size=len(front), elapsed_s=time.monotonic() - self.started,
+                                         full_evaluations=self.full_evaluations))
+
+    on_front_change: Callable[[_Search], None] | None = None
+
+    def result(self, stopped_by: str) -> SearchResult:
+        front = self.front()
+        closest = None
+        if not front:
+            infeasible = [c for c in self.history if not c.feasible]
+            closest = min(infeasible, key=lambda c: sum(max(0.0, v) for v in c.constraints), default=None)
+        return SearchResult(
+            study=self.study.study_name, storage=self.storage, spec=self.spec, metric=self.metric, front=front,
+            trials=self.finished, feasible=sum(c.feasible and c.stage == "full" for c in self.history),
+            full_evaluations=self.full_evaluations, proxy_evaluations=sum(bool(c.proxy_quality) for c in self.history),
+            rejected=sum(c.stage == "rejected" for c in self.history), seconds=time.monotonic() - self.started,
+            closest=closest, stopped_by=stopped_by)
+
+
+def check_reachable(spec: SearchSpec, space: RecipeSpace, cheap: CheapEvaluator) -> None:
+    """Refuse at once a budget that even the most compressed recipe of the space cannot meet."""
+    s = spec.space
+    smallest = space.recipe(space.params(
+        bits=min(s.bits), group_size=max(s.group_sizes), sparsity=max(space.choices.get(
+            f"{space.groups[0].label}.sparsity", ["0"]), key=lambda o: float(o.partition("@")[0])),
+        rank=min(s.ranks), mlp=min(s.width), heads=min(s.width), depth=min(s.depth)))
+    best = cheap(smallest)
+    if best.feasible:
+        return
+    from search.units import format_bytes, format_ms
+
+    over = []
+    if spec.budget.latency_ms is not None and best.latency_ms > spec.budget.latency_ms:
+        over.append(f"max_latency {spec.budget.max_latency} (it takes {format_ms(best.latency_ms)} "
+                    f"for {spec.workload} on {spec.device})")
+    if spec.budget.memory_bytes is not None and best.memory_bytes > spec.budget.memory_bytes:
+        over.append(f"max_memory {spec.budget.max_memory} (it needs {format_bytes(best.memory_bytes)})")
+    raise InfeasibleError(f"no candidate can meet {' and '.join(over)}: that is the closest candidate, "
+                          f"the most compressed in the search space ({smallest.summary()}); relax the budget")
+
+
+def run_search(spec: SearchSpec, executor: Executor | None = None,
+               progress: Callable[[SearchProgress], None] | None = None, *, resume: bool = False,
+               seed_trials: bool = True, staged: bool = True, max_full_evaluations: int | None = None,
+               use_sensitivity: bool = True, save: bool = True) -> SearchResult:
+    """Search spec's space for the Pareto front of feasible recipes; saves front.json unless save=False.
+
+    resume: continue the latest study of this spec (or spec.study_name), keeping its finished trials,
+    until spec.trials trials are complete. seed_trials / staged / use_sensitivity switch off the
+    corresponding features (the benchmark's plain baselines); max_full_evaluations caps stage-3 runs.
+    """
+    from search.candidates import save_front
+
+    own_executor = executor is None
+    if executor is None:
+        from search.executors.local import LocalExecutor
+
+        executor = LocalExecutor()
+    try:
+        search = _Search(spec, executor, progress, resume=resume, seed_trials=seed_trials, staged=staged,
+                         max_full_evaluations=max_full_evaluations, use_sensitivity=use_sensitivity)
+        if save:
+            search.on_front_change = lambda s: save_front(s.result("running"))
+        try:
+            stopped_by = search.run()
+        finally:
+            for future in search.pending:
+                future.cancel()
+        result = search.result(stopped_by)
+        if save:
+            result.results_path = str(save_front(result))
+        return result
+    finally:
+        if own_executor:
+            executor.shutdown()

@@ -1,0 +1,130 @@
+"""The Optuna side of a search: storage, study name, directions, sampler with budget constraints.
+
+Budgets reach the sampler as constraints (value <= 0 means within budget), read
+from each trial's ``constraints`` user attribute, so rejected candidates still
+teach the sampler where the feasible region lies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from search.errors import SpecError
+from search.results import default_storage
+from search.spec import SearchSpec
+
+CONSTRAINTS_ATTR = "constraints"
+# fields that define what a study searches; the rest (how long, where stored) may change on --resume
+_IDENTITY_FIELDS = ("model", "device", "workload", "budget", "objectives", "space", "calibration_text",
+                    "calib_samples", "seq_len", "measure")
+
+
+def constraints_of(trial: Any) -> list[float]:
+    """The constraints_func every sampler gets: budget violations stored on the trial."""
+    return list(trial.user_attrs.get(CONSTRAINTS_ATTR, [1.0]))
+
+
+def spec_identity(spec: SearchSpec) -> dict[str, Any]:
+    return spec.model_dump(mode="json", include=set(_IDENTITY_FIELDS))
+
+
+def base_study_name(spec: SearchSpec) -> str:
+    """Readable and stable: '<model>-<device>-<workload>-<hash of what is searched>'."""
+    digest = hashlib.sha1(json.dumps(spec_identity(spec), sort_keys=True).encode()).hexdigest()[:6]
+    model = spec.model.rstrip("/").split("/")[-1].removeprefix("demo:").removesuffix(".json")
+    raw = f"{model}-{spec.device}-{spec.workload}-{digest}"
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in raw)
+
+
+def storage_url(spec: SearchSpec) -> str:
+    return spec.storage or default_storage()
+
+
+def make_storage(url: str) -> Any:
+    import optuna
+
+    try:
+        if url.startswith("sqlite"):
+            # generous lock timeout: several processes may share one SQLite file
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+        return optuna.storages.RDBStorage(url)
+    except Exception as exc:  # noqa: BLE001 - any driver/connection failure is a bad storage URL
+        raise SpecError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
+
+
+def choose_study_name(spec: SearchSpec, storage: Any, resume: bool) -> str:
+    """The study to use: spec.study_name, or '<base>' / '<base>-2' ... (the latest one when resuming)."""
+    import optuna
+
+    existing = set(optuna.get_all_study_names(storage))
+    if spec.study_name:
+        if resume and spec.study_name not in existing:
+            raise SpecError(f"cannot resume: no study named {spec.study_name!r} in the storage")
+        return spec.study_name
+    base = base_study_name(spec)
+    names = [base] + [f"{base}-{i}" for i in range(2, 10_000)]
+    taken = [n for n in names if n in existing]
+    if resume:
+        if not taken:
+            raise SpecError(f"cannot resume: no earlier study of this search ({base}) in the storage; "
+                            "run it without --resume first")
+        return taken[-1]
+    return next(n for n in names if n not in existing)
+
+
+def directions(spec: SearchSpec, metric_direction: str) -> list[str]:
+    quality = "maximize" if metric_direction in ("max", "maximize") else "minimize"
+    return [quality if objective == "quality" else "minimize" for objective in spec.objectives]
+
+
+def make_sampler(spec: SearchSpec, population: int) -> Any:
+    import optuna
+
+    seed, name = spec.seed, spec.sampler
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=population, seed=seed, constraints_func=constraints_of)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(multivariate=True, seed=seed, constraints_func=constraints_of,
+                                          n_startup_trials=min(10, max(2, spec.trials // 4)),
+                                          warn_independent_sampling=False)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, constraints_func=constraints_of,
+                                         n_startup_trials=min(10, max(2, spec.trials // 4)))
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def population_size(trials: int) -> int:
+    """NSGA-II generation size: small enough for several generations within the trial budget."""
+    return max(8, min(50, trials // 5))
+
+
+def open_study(spec: SearchSpec, metric_direction: str, *, resume: bool) -> Any:
+    """Create (or, resuming, load and check) the study; returns it. Spec is kept as a study attribute."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = make_storage(storage_url(spec))
+    name = choose_study_name(spec, storage, resume)
+    sampler = make_sampler(spec, population_size(spec.trials))
+    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, load_if_exists=True,
+                                directions=directions(spec, metric_direction))
+    stored = study.user_attrs.get("spec")
+    if stored is None:
+        study.set_user_attr("spec", spec.model_dump(mode="json"))
+    elif json.dumps(spec_identity(SearchSpec.model_validate(stored)), sort_keys=True) != json.dumps(
+            spec_identity(spec), sort_keys=True):
+        raise SpecError(f"study {name!r} was started with a different model/device/budget/space; "
+                        "use the same options to resume it, or --study NEW_NAME for a new search")
+    return study
+
+
+def fail_stale_trials(study: Any) -> int:
+    """Trials left RUNNING by an interrupted search can never finish: mark them failed."""
+    from optuna.trial import TrialState
+
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    return len(stale)
