@@ -32,12 +32,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from search.data import read_text_file
-    from search.evaluators.pipeline import evaluate_recipe
+    from search.evaluators.pipeline import check_sizes, evaluate_recipe
     from search.memory import memory_report
     from search.models import load_graph, load_model
     from search.recipe import CompressionConfig
 
-    recipe = recipe_from_args(args, load_graph(args.model))  # a bad recipe fails before weights load
+    graph = load_graph(args.model)
+    recipe = recipe_from_args(args, graph)  # bad input fails before the weights load
+    check_sizes(graph, args.samples, args.seq_len)
     text = read_text_file(args.calibration) if args.calibration else None
     loaded = load_model(args.model)
     result = evaluate_recipe(loaded, recipe, text=text, samples=args.samples, seq_len=args.seq_len,

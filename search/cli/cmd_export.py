@@ -57,7 +57,7 @@ def _from_study(args: argparse.Namespace) -> tuple[str, object, str | None, int,
 
 def run(args: argparse.Namespace) -> int:
     from search.data import read_text_file
-    from search.evaluators.pipeline import export
+    from search.evaluators.pipeline import check_sizes, export
     from search.memory import memory_report
     from search.models import load_graph, load_model
 
@@ -69,9 +69,11 @@ def run(args: argparse.Namespace) -> int:
         if args.candidate is not None:
             raise DeviceFitError("--candidate K needs the study it belongs to: search-cli export STUDY --candidate K")
         ref = args.model or "demo:minilm"
-        recipe = recipe_from_args(args, load_graph(ref))  # a bad recipe fails before weights load
+        graph = load_graph(ref)
+        recipe = recipe_from_args(args, graph)  # bad input fails before the weights load
         text = read_text_file(args.calibration) if args.calibration else None
         samples, seq_len = args.samples, args.seq_len
+        check_sizes(graph, samples, seq_len)
     out = Path(args.out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DeviceFitError(f"output directory {str(out)!r} exists and is not empty; choose a new --out")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from search.models import LoadedModel
+    from search.space.graph import ModelGraph
 
 TextSource = str | os.PathLike | None
 
@@ -37,11 +38,17 @@ class RecipeEvaluation:
                 "recipe": self.recipe.model_dump(mode="json")}
 
 
+def check_sizes(graph: ModelGraph, samples: int, seq_len: int) -> None:
+    """Refuse sample counts and sequence lengths the model cannot take, before any heavy work."""
+    if samples < 1:
+        raise DeviceFitError(f"number of samples {samples} must be at least 1")
+    if seq_len > graph.max_positions:
+        raise DeviceFitError(f"sequence length {seq_len} exceeds the model's maximum of {graph.max_positions} "
+                             f"positions; use --seq-len {graph.max_positions} or less")
+
+
 def _seq_len_for(loaded: LoadedModel, seq_len: int) -> int:
-    if seq_len > loaded.graph.max_positions:
-        raise DeviceFitError(f"sequence length {seq_len} exceeds the model's maximum of "
-                             f"{loaded.graph.max_positions} positions; use --seq-len {loaded.graph.max_positions} "
-                             "or less")
+    check_sizes(loaded.graph, 1, seq_len)
     return seq_len
 
 
