@@ -1,0 +1,49 @@
+"""The last layer transform: quantize (or keep at 16 bits) and store in the packed format.
+
+The format (plain / dense / bitmask / rows) is the storage decision of
+search.memory.plan_storage; the tensors themselves are produced here from the
+layer's data (codes packed, masks packed), so the memory test is a real check.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from search.compress.layer import WorkLayer
+from search.compress.modules import PackedLinear, plain_linear
+from search.compress.packing import pack_bits, pack_mask
+from search.compress.quantize import quantize_groups
+from search.compress.registry import layer_transform
+from search.memory import plan_storage
+from search.recipe import LayerCompression
+
+
+@layer_transform("quantize")
+def store(layer: WorkLayer, setting: LayerCompression) -> nn.Module:
+    """nn.Linear (bf16) when nothing applies, else a QuantizedLinear / SparseLinear with real packed buffers."""
+    factor_setting = setting.model_copy(update={"rank": None})
+    plan = plan_storage(layer.in_features, layer.out_features, layer.bias is not None, factor_setting)
+    bias = layer.bias.to(torch.bfloat16) if layer.bias is not None else None
+    if plan.fmt == "plain":
+        return plain_linear(layer.weight.to(torch.bfloat16), bias)
+    weight = layer.weight
+    tensors: dict[str, torch.Tensor] = {}
+    if plan.fmt == "rows":
+        weight = weight[layer.keep_rows]
+        tensors["row_mask"] = pack_mask(layer.keep_rows)
+    if plan.fmt == "bitmask":
+        tensors["mask"] = pack_mask(layer.keep)
+    if setting.quantized:
+        q = quantize_groups(weight, setting.bits, setting.group_size, setting.symmetric)
+        codes = q.codes[layer.keep] if plan.fmt == "bitmask" else q.codes
+        tensors["qweight"] = pack_bits(codes, setting.bits)
+        tensors["scales"] = q.scales
+        if q.zeros is not None:
+            tensors["zeros"] = q.zeros
+    else:
+        values = weight[layer.keep] if plan.fmt == "bitmask" else weight
+        tensors["values"] = values.to(torch.bfloat16).contiguous()
+    if bias is not None:
+        tensors["bias"] = bias
+    return PackedLinear.build(plan, tensors)
