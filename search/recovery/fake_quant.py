@@ -97,22 +97,28 @@ class FakeQuantLinear(torch.nn.Module):
         if scale is None or zero is None:
             scale, zero = rtn_params(weight, bits, group_size, symmetric)
         self.weight = torch.nn.Parameter(weight.detach().float().clone(), requires_grad=learn != "scales")
-        self.scale = torch.nn.Parameter(scale.detach().float().clone(), requires_grad=learn != "weights")
+        # the scale is learned in log space: Adam's step is then a relative change, whatever the scale's size
+        self.log_scale = torch.nn.Parameter(scale.detach().float().clamp_min(1e-8).log(),
+                                            requires_grad=learn != "weights")
         self.register_buffer("zero", zero.detach().float().clone())
         # pruned weights stay pruned: they quantize to the zero point, which reconstructs 0 exactly
         self.register_buffer("mask", None if mask is None else mask.detach().to(torch.bool).clone())
         self.bias = None if bias is None else torch.nn.Parameter(bias.detach().float().clone())
 
+    @property
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.exp()
+
     def masked_weight(self) -> torch.Tensor:
         return self.weight if self.mask is None else self.weight * self.mask
 
     def dequantized(self) -> torch.Tensor:
-        return fake_quantize(self.masked_weight(), self.scale.clamp_min(1e-8), self.zero, self.bits,
+        return fake_quantize(self.masked_weight(), self.scale, self.zero, self.bits,
                              self.group_size, self.symmetric)
 
     def codes(self, scale: torch.Tensor | None = None) -> torch.Tensor:
         """Integer codes of the trained weights on the learned grid (or on ``scale``, e.g. its float16 copy)."""
-        s = self.scale.detach().clamp_min(1e-8) if scale is None else scale.float()
+        s = self.scale.detach() if scale is None else scale.float()
         return quantize_codes(self.masked_weight().detach(), s, self.zero, self.bits, self.group_size,
                               self.symmetric)
 

@@ -39,13 +39,13 @@ def test_scale_receives_a_gradient():
     torch.manual_seed(0)
     layer = FakeQuantLinear(torch.randn(4, 8), None, bits=2, group_size=4, symmetric=False)
     layer(torch.randn(3, 8)).pow(2).sum().backward()
-    assert layer.scale.grad is not None and layer.scale.grad.abs().sum() > 0
+    assert layer.log_scale.grad is not None and layer.log_scale.grad.abs().sum() > 0
 
 
 def test_learn_selects_what_trains():
     w = torch.randn(4, 8)
     assert not FakeQuantLinear(w, None, 3, 4, False, learn="scales").weight.requires_grad
-    assert not FakeQuantLinear(w, None, 3, 4, False, learn="weights").scale.requires_grad
+    assert not FakeQuantLinear(w, None, 3, 4, False, learn="weights").log_scale.requires_grad
 
 
 def test_mask_keeps_pruned_weights_at_zero():
