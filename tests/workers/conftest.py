@@ -1,0 +1,146 @@
+"""Fixtures for the worker tests: a private redis-server and real `search-cli worker` processes.
+
+Every test module gets its own redis-server on a free port (other helpers'
+tests share the one on 6379, and the restart test kills ours), started with no
+persistence, like the CI's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# short timings so crash recovery shows up in seconds, not the production minutes
+FAST_ENV = {"DEVICEFIT_HEARTBEAT_TTL": "3", "DEVICEFIT_VISIBILITY_TIMEOUT": "60"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server subprocess that can be restarted (losing everything) on the same port."""
+
+    def __init__(self, workdir: Path):
+        self.dir, self.port, self.proc = workdir, free_port(), None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        for _ in range(100):
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self, down_s: float = 1.0) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (run ../shared/services.sh)")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_db(redis_server):
+    """A clean database on the private server, and its URL."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    yield redis_server.url
+    client.close()
+
+
+class Worker:
+    """One `search-cli worker` process (its own process group, so a SIGKILL takes its children too)."""
+
+    def __init__(self, broker: str, name: str, logdir: Path, concurrency: int = 1, extra_env=None):
+        self.name = f"{name}@{socket.gethostname()}"
+        self.log = logdir / f"{name}.log"
+        env = dict(os.environ, **FAST_ENV, **(extra_env or {}), PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "search.cli.main", "worker", "--broker", broker, "--queues", "general",
+             "--concurrency", str(concurrency), "--threads", "1", "--name", self.name, "--loglevel", "info"],
+            cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout_s: float = 90) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited:\n{self.log.read_text()[-3000:]}")
+            if " ready." in self.log.read_text():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"worker {self.name} not ready after {timeout_s} s:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """SIGKILL the whole worker: parent and pool children, no chance to clean up."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.kill()
+
+
+@pytest.fixture
+def start_workers(redis_db, tmp_path):
+    started: list[Worker] = []
+
+    def start(n: int, **kwargs) -> list[Worker]:
+        new = [Worker(redis_db, f"w{len(started) + i + 1}", tmp_path, **kwargs) for i in range(n)]
+        started.extend(new)
+        for w in new:
+            w.wait_ready()
+        return new
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+@pytest.fixture
+def tiny_llama_ref(tmp_path) -> str:
+    """A tiny Llama architecture (random weights) as a config.json the worker processes can load."""
+    from tests.conftest import tiny_config
+
+    path = tmp_path / "tiny-llama.json"
+    path.write_text(json.dumps(tiny_config("llama")))
+    return str(path)

@@ -1,0 +1,12 @@
+"""Celery workers for devicefit: evaluate candidates (and whole searches) on many machines.
+
+- ``celery_app``  the Celery app (Redis broker and result backend by URL)
+- ``queues``      which queue a task goes to (general vs a device's measurement queue)
+- ``ledger``      Redis bookkeeping that makes evaluations idempotent and crash-safe
+- ``tasks``       the Celery tasks: evaluate one candidate, run a whole search
+- ``executor``    CeleryExecutor: the engine's Executor protocol on top of Celery
+- ``worker_init`` per-process set-up after the fork (torch threads, model preloading)
+
+Nothing here imports torch at import time: a Celery prefork parent that has run
+torch deadlocks its children.
+"""

@@ -1,0 +1,63 @@
+"""Per-process set-up of a worker: torch threads and model preloading, after the fork.
+
+Celery's prefork pool forks children from the worker's parent process. A
+parent that has run a torch forward pass carries initialised OpenMP/intra-op
+thread pools into the forked children, which then deadlock on their first
+forward pass. So the parent never touches torch; each child, in
+worker_process_init (i.e. after the fork), sets its thread count and loads
+the models named in DEVICEFIT_PRELOAD into evaluate_task's per-process cache.
+
+Environment (set by ``search-cli worker``):
+- DEVICEFIT_TORCH_THREADS  intra-op threads per child (default: cores / concurrency)
+- DEVICEFIT_PRELOAD        comma-separated model refs to load at start
+- DEVICEFIT_CONCURRENCY    child processes of this worker (for the default above)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from celery.signals import worker_init, worker_process_init
+
+log = logging.getLogger(__name__)
+
+
+def torch_threads() -> int:
+    explicit = os.environ.get("DEVICEFIT_TORCH_THREADS")
+    if explicit:
+        return max(1, int(explicit))
+    concurrency = max(1, int(os.environ.get("DEVICEFIT_CONCURRENCY") or 1))
+    return max(1, (os.cpu_count() or 1) // concurrency)
+
+
+def preload_refs() -> list[str]:
+    return [r.strip() for r in (os.environ.get("DEVICEFIT_PRELOAD") or "").split(",") if r.strip()]
+
+
+@worker_init.connect
+def _check_parent(**_: object) -> None:
+    if "torch" in sys.modules:
+        log.warning("torch is imported in the Celery parent process; running it there before the fork "
+                    "deadlocks the prefork children (start workers with `search-cli worker`)")
+
+
+@worker_process_init.connect
+def _setup_child(**_: object) -> None:
+    threads = torch_threads()
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["MKL_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    refs = preload_refs()
+    if refs:
+        from search.evaluate_task import loaded_model
+
+        for ref in refs:
+            try:
+                loaded_model(ref)
+            except Exception as exc:  # noqa: BLE001 - a bad preload must not crash-loop the pool
+                log.error("could not preload %s: %s", ref, exc)
+    log.info("worker process %d ready: %d torch thread(s), preloaded %s", os.getpid(), threads, refs or "nothing")
