@@ -96,13 +96,30 @@ def load_config_dict(ref: str) -> dict[str, Any]:
             return json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise ModelError(f"{str(path)!r} is not valid JSON: {exc}") from None
+    return json.loads(Path(_hub_config_path(target)).read_text())
+
+
+def _hub_config_path(hub_id: str) -> str:
+    """config.json of a Hub model: the local cache first, then (unless offline) the Hub, quietly.
+
+    A reference like ``models/mine`` is also what a mistyped local path looks like,
+    so the error names both readings.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import logging as hub_logging
+
     try:
-        from huggingface_hub import hf_hub_download
-        path = hf_hub_download(target, "config.json", local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1")
-    except Exception as exc:  # noqa: BLE001 - any hub failure means "cannot get it"
-        raise ModelError(f"cannot fetch config of Hub model {target!r} ({type(exc).__name__}); "
-                         "download it first or give a local directory") from None
-    return json.loads(Path(path).read_text())
+        return hf_hub_download(hub_id, "config.json", local_files_only=True)
+    except Exception:  # noqa: BLE001 - not cached: try the Hub below
+        pass
+    if os.environ.get("HF_HUB_OFFLINE") != "1":
+        hub_logging.set_verbosity_error()  # its retry warnings would bury the one-line error
+        try:
+            return hf_hub_download(hub_id, "config.json")
+        except Exception:  # noqa: BLE001 - any hub failure means "cannot get it"
+            pass
+    raise ModelError(f"model path {hub_id!r} does not exist, and no Hub model of that name is in the local "
+                     "cache or reachable; give an existing directory or config.json, or download the model first")
 
 
 def load_graph(ref: str) -> ModelGraph:
