@@ -1,0 +1,68 @@
+"""Sending a job's search to the Celery workers, asking how it goes, and cancelling it.
+
+The service only knows the task by name (settings.search_task), so it needs
+none of the workers' code, and celery is imported only when first used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from service.settings import Settings
+from service.tables import CANCELLED, DONE, FAILED, QUEUED, RUNNING
+
+
+@dataclass
+class TaskState:
+    status: str  # one of the job statuses
+    error: str | None = None
+
+
+# Celery's task states -> job statuses (PENDING also means "unknown to the backend")
+_STATES = {"PENDING": QUEUED, "RECEIVED": QUEUED, "STARTED": RUNNING, "RETRY": RUNNING, "PROGRESS": RUNNING,
+           "SUCCESS": DONE, "FAILURE": FAILED, "REVOKED": CANCELLED}
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @cached_property
+    def celery(self) -> Any:
+        from celery import Celery
+
+        app = Celery("devicefit-service", broker=self.settings.broker_url, backend=self.settings.celery_backend)
+        app.conf.update(broker_connection_retry_on_startup=False, broker_connection_timeout=3,
+                        task_serializer="json", result_serializer="json", accept_content=["json"])
+        return app
+
+    def submit(self, job_id: str, spec: dict[str, Any]) -> str | None:
+        """Queue the job's search; returns the Celery task id (None when dispatch is off)."""
+        if not self.settings.dispatch:
+            return None
+        # the spec carries the study name and storage, which is all the task needs to find the trials
+        result = self.celery.send_task(self.settings.search_task, kwargs={"spec": spec},
+                                       queue=self.settings.search_queue, task_id=f"job-{job_id}")
+        return result.id
+
+    def state(self, task_id: str) -> TaskState:
+        result = self.celery.AsyncResult(task_id)
+        status = _STATES.get(result.state, RUNNING)
+        error = None
+        if status == FAILED:
+            error = _one_line(result.result)
+        return TaskState(status=status, error=error)
+
+    def cancel(self, task_id: str) -> None:
+        # terminate: a running search stops now; the trials told so far stay in the study
+        self.celery.control.revoke(task_id, terminate=True, signal="SIGTERM")
+
+
+def _one_line(exc: Any) -> str:
+    text = str(exc) or type(exc).__name__
+    name = type(exc).__name__
+    first = text.strip().splitlines()[0] if text.strip() else name
+    return first if name in ("DeviceFitError", "SpecError", "ModelError", "DeviceError", "RecipeError",
+                             "InfeasibleError") else f"{name}: {first}"

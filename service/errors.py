@@ -1,0 +1,63 @@
+"""How errors become HTTP answers: always a JSON body {"detail": "<one line naming the field>"}.
+
+Bad input is never a 5xx: validation errors are 422 naming the field,
+DeviceFitError 400 (404 for a missing job or candidate, 401 for a bad token).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from search.errors import DeviceFitError
+from service.job_store import JobNotFound
+from service.security import Unauthorized
+
+
+class NotFound(DeviceFitError):
+    """Something addressed by the URL does not exist (answered 404)."""
+
+
+def describe(errors: list[dict]) -> str:
+    """'body.budget.max_latency: <what is wrong>' for the first error (the most useful one)."""
+    if not errors:
+        return "invalid request"
+    err = errors[0]
+    loc = [str(p) for p in err.get("loc", ())]
+    where = ".".join(loc) or "request"
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return f"{where}: {msg}{more}"
+
+
+def _status_of(exc: DeviceFitError) -> int:
+    if isinstance(exc, JobNotFound | NotFound):
+        return 404
+    if isinstance(exc, Unauthorized):
+        return 401
+    return 400
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": describe(list(exc.errors()))}, status_code=422)
+
+    @app.exception_handler(ValidationError)
+    async def _pydantic(_req: Request, exc: ValidationError) -> JSONResponse:
+        errors = [dict(e, loc=("body", *e["loc"])) for e in exc.errors()]
+        return JSONResponse({"detail": describe(errors)}, status_code=422)
+
+    @app.exception_handler(DeviceFitError)
+    async def _user_error(_req: Request, exc: DeviceFitError) -> JSONResponse:
+        status = _status_of(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"detail": str(exc).splitlines()[0] if str(exc) else type(exc).__name__},
+                            status_code=status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)

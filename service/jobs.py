@@ -1,0 +1,98 @@
+"""The life of a job: accept a SearchSpec, send it to the workers, follow it, cancel it.
+
+The job row holds the status the service last saw; while a job is unfinished,
+reading it asks the task backend (Celery's result store) for news first.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from search.errors import SpecError
+from search.spec import SearchSpec, parse_spec
+from service.dispatch import Dispatcher
+from service.job_store import JobStore, new_job_id
+from service.security import check_model_ref
+from service.settings import Settings
+from service.tables import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, Job
+
+log = logging.getLogger("devicefit.service")
+
+# fields of SearchSpec the server decides: where the trials go and what the study is called
+SERVER_FIELDS = ("storage", "study_name")
+
+
+class Jobs:
+    def __init__(self, settings: Settings, store: JobStore, dispatcher: Dispatcher):
+        self.settings = settings
+        self.store = store
+        self.dispatcher = dispatcher
+
+    def admit(self, spec: SearchSpec) -> SearchSpec:
+        """The spec as the server will run it, or a DeviceFitError naming what is refused."""
+        for name in SERVER_FIELDS:
+            if getattr(spec, name) is not None:
+                raise SpecError(f"{name}: chosen by the server for each job; leave it out")
+        if spec.trials > self.settings.max_trials:
+            raise SpecError(f"trials: {spec.trials} is more than this server allows ({self.settings.max_trials})")
+        model = check_model_ref(spec.model, self.settings)
+        _known_device(spec.device)
+        return spec.model_copy(update={"model": model})
+
+    def submit(self, spec: SearchSpec) -> Job:
+        spec = self.admit(spec)
+        job_id = new_job_id()
+        storage = self.settings.optuna_storage
+        spec = spec.model_copy(update={"study_name": f"job-{job_id}", "storage": storage})
+        job = self.store.create(spec, job_id=job_id, storage_url=storage)
+        try:
+            task_id = self.dispatcher.submit(job_id, spec.model_dump(mode="json"))
+        except Exception as exc:  # noqa: BLE001 - the broker is down: the job fails, the request does not
+            log.exception("could not queue job %s", job_id)
+            return self.store.update(job_id, status=FAILED, error=f"could not reach the task queue: {exc}")
+        return self.store.update(job_id, task_id=task_id) if task_id else job
+
+    def get(self, job_id: str) -> Job:
+        return self.refresh(self.store.get(job_id))
+
+    def refresh(self, job: Job) -> Job:
+        """Ask the task backend how an unfinished job goes and record any change."""
+        if job.status in FINISHED or not job.task_id or not self.settings.dispatch:
+            return job
+        try:
+            state = self.dispatcher.state(job.task_id)
+        except Exception:  # noqa: BLE001 - backend unreachable: report what we last knew
+            log.warning("task backend unreachable while reading job %s", job.id)
+            return job
+        if state.status == QUEUED or (state.status == job.status and state.error == job.error):
+            return job
+        return self.store.update(job.id, status=state.status, error=state.error)
+
+    def mark_running(self, job: Job) -> Job:
+        """Trials appeared before the backend said 'started' (e.g. no task tracking)."""
+        return self.store.update(job.id, status=RUNNING) if job.status == QUEUED else job
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job.status in FINISHED:
+            return job
+        if job.task_id and self.settings.dispatch:
+            try:
+                self.dispatcher.cancel(job.task_id)
+            except Exception:  # noqa: BLE001 - still mark it: the worker checks nothing else
+                log.exception("could not revoke task of job %s", job_id)
+        return self.store.update(job_id, status=CANCELLED, error="cancelled by request")
+
+    @staticmethod
+    def spec_of(job: Job) -> SearchSpec:
+        return parse_spec(job.spec)
+
+
+def _known_device(name: str) -> None:
+    """Only the bundled profiles: a profile path would let a request read files on the server."""
+    from search.errors import DeviceError
+    from search.hw_profiles.profile import list_profiles
+
+    known = list_profiles()
+    if name not in known:
+        raise DeviceError(f"device: unknown device {name!r}; known devices: {', '.join(known)} (GET /devices)")

@@ -1,0 +1,1 @@
+"""HTTP routes: the JSON API (searches, candidates, devices, health) and the HTML pages."""

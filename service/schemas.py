@@ -1,0 +1,131 @@
+"""Response bodies of the API. The request body is search.spec.SearchSpec itself (the one schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from search.recipe import CompressionConfig
+from search.spec import SearchSpec
+
+EXAMPLE_SPEC = {"model": "demo:minilm", "device": "rpi5", "workload": "encode:128",
+                "budget": {"max_latency": "200ms"}, "trials": 12}
+
+
+class Links(BaseModel):
+    self: str = Field(description="this search in the API")
+    page: str = Field(description="this search on the web page")
+    candidates: str = Field(description="template of a candidate's URL: replace {k}")
+    cancel: str
+
+
+class Accepted(BaseModel):
+    id: str
+    status: str
+    links: Links
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "id": "3f2a9c1b7d4e5f60", "status": "queued",
+        "links": {"self": "/search/3f2a9c1b7d4e5f60", "page": "/searches/3f2a9c1b7d4e5f60",
+                  "candidates": "/search/3f2a9c1b7d4e5f60/candidates/{k}",
+                  "cancel": "/search/3f2a9c1b7d4e5f60"}}]}}
+
+
+class Progress(BaseModel):
+    completed: int = Field(description="trials evaluated (feasible or not)")
+    total: int = Field(description="trials asked for")
+    running: int = 0
+    failed: int = 0
+    infeasible: int = Field(0, description="completed trials that break the budget")
+    fraction: float = Field(description="completed / total, in [0, 1]")
+
+
+class CandidateSummary(BaseModel):
+    k: int = Field(description="index in the front, as `search-cli show` numbers candidates")
+    trial: int
+    summary: str = Field(description="the recipe in one line")
+    quality: dict[str, float]
+    metric: str = Field(description="the primary quality metric")
+    value: float | None = Field(description="its value")
+    latency_ms: float | None
+    memory_bytes: int | None
+    feasible: bool
+
+
+class JobSummary(BaseModel):
+    id: str
+    status: str
+    model: str
+    device: str
+    workload: str
+    budget: dict[str, str | None]
+    trials: int
+    created_at: datetime
+    updated_at: datetime
+    error: str | None = None
+    links: Links
+
+
+class JobPage(BaseModel):
+    items: list[JobSummary]
+    total: int
+    offset: int
+    limit: int
+    next: str | None = Field(description="URL of the next page, null on the last")
+
+
+class JobDetail(JobSummary):
+    spec: SearchSpec
+    progress: Progress
+    metric: str | None = Field(description="the primary quality metric and its direction", default=None)
+    higher_is_better: bool | None = None
+    budget_ms: float | None = None
+    budget_bytes: int | None = None
+    front: list[CandidateSummary]
+
+
+class LayerRow(BaseModel):
+    name: str
+    block: int | None
+    role: str
+    in_features: int
+    out_features: int
+    bits: int
+    group_size: int | None
+    sparsity: float
+    sparsity_pattern: str
+    rank: int | None = Field(description="absolute low-rank rank, null when not factorised")
+    full_rank: int
+    memory_bytes: int
+    latency_ms: float | None
+
+
+class CandidateDetail(CandidateSummary):
+    search_id: str
+    recipe: CompressionConfig
+    metrics: dict[str, Any] = Field(description="everything the search recorded for this trial")
+    layers: list[LayerRow]
+    dropped_blocks: list[int]
+    latency_breakdown: dict[str, float] = Field(description="predicted ms by kind of op")
+    memory_other_bytes: int
+    download: str
+
+
+class Device(BaseModel):
+    name: str
+    description: str
+    kind: str
+    compute_unit: str
+    runtime: str
+    memory_gb: float
+    bandwidth_gbs: float
+    weight_formats: list[int]
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    broker: str | None = None
+    version: str

@@ -1,0 +1,82 @@
+"""Service settings, read from DEVICEFIT_* environment variables (or passed to create_app)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_DB_FILE = Path.home() / ".devicefit" / "service.db"
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _roots(value: str | None) -> tuple[Path, ...]:
+    parts = [p for p in (value or "").split(os.pathsep) if p.strip()]
+    return tuple(Path(p).expanduser().resolve() for p in parts)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app needs to know about its surroundings."""
+
+    # jobs table; the Optuna studies go to `storage_url` (the same database unless set)
+    database_url: str = f"sqlite:///{DEFAULT_DB_FILE}"
+    storage_url: str | None = None
+    # directories a local model path must lie under; empty = only Hub ids and demo: models
+    model_roots: tuple[Path, ...] = ()
+    # when set, POST/DELETE need `Authorization: Bearer <token>`
+    api_token: str | None = None
+    # whether submitted models may need custom code from their repository
+    trust_remote_code: bool = False
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    result_backend: str | None = None  # default: the broker URL
+    # the Celery task that runs a whole search (workers/tasks.py) and the queue whole searches go to
+    search_task: str = "devicefit.run_search"
+    search_queue: str = "devicefit.searches"
+    max_request_bytes: int = 1_000_000
+    max_trials: int = 5000
+    # where exported candidates are cached as archives
+    artifact_dir: Path = field(default_factory=lambda: Path.home() / ".devicefit" / "artifacts")
+    # False: jobs are stored but never sent to a broker (tests, fuzzing)
+    dispatch: bool = True
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
+        env = dict(os.environ if env is None else env)
+        base = cls()
+        values = dict(
+            database_url=env.get("DEVICEFIT_DATABASE_URL", base.database_url),
+            storage_url=env.get("DEVICEFIT_STORAGE_URL") or None,
+            model_roots=_roots(env.get("DEVICEFIT_MODEL_ROOTS")),
+            api_token=env.get("DEVICEFIT_API_TOKEN") or None,
+            trust_remote_code=_flag(env.get("DEVICEFIT_TRUST_REMOTE_CODE")),
+            # DEVICEFIT_BROKER is what the workers read; the service accepts it too
+            broker_url=env.get("DEVICEFIT_BROKER_URL") or env.get("DEVICEFIT_BROKER") or base.broker_url,
+            result_backend=env.get("DEVICEFIT_RESULT_BACKEND") or None,
+            search_task=env.get("DEVICEFIT_SEARCH_TASK", base.search_task),
+            search_queue=env.get("DEVICEFIT_SEARCH_QUEUE", base.search_queue),
+            max_request_bytes=int(env.get("DEVICEFIT_MAX_REQUEST_BYTES", base.max_request_bytes)),
+            max_trials=int(env.get("DEVICEFIT_MAX_TRIALS", base.max_trials)),
+            artifact_dir=Path(env["DEVICEFIT_ARTIFACT_DIR"]) if env.get("DEVICEFIT_ARTIFACT_DIR") else base.artifact_dir,
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def optuna_storage(self) -> str:
+        """Where workers write the trials: an absolute URL, since a worker runs in another directory."""
+        url = self.storage_url or self.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+            url = prefix + str(Path(url[len(prefix):]).expanduser().resolve())
+        return url
+
+    @property
+    def celery_backend(self) -> str:
+        return self.result_backend or self.broker_url
