@@ -52,6 +52,20 @@ def _seq_len_for(loaded: LoadedModel, seq_len: int) -> int:
     return seq_len
 
 
+def apply_recipe() -> Any:
+    """search.compress's apply function.
+
+    Taken from its implementation module: once ``search.compress.apply`` (the
+    module) is imported, the package attribute of that name is the module, not
+    the function.
+    """
+    try:
+        from search.compress.apply import apply
+    except ImportError:
+        from search.compress import apply
+    return apply
+
+
 def calibration_for(loaded: LoadedModel, text: TextSource = None, samples: int = 16,
                     seq_len: int = 128) -> torch.Tensor:
     """Token rows from the calibration part, for the transforms that look at activations."""
@@ -77,10 +91,8 @@ def evaluate(loaded: LoadedModel, student: Any = None, *, text: TextSource = Non
     with calibration data), or None (the model against itself: the baseline).
     """
     if isinstance(student, CompressionConfig):
-        from search.compress import apply
-
         student.resolve(loaded.graph)
-        student = apply(loaded.model, student, calibration=calibration_for(loaded, text, samples, seq_len))
+        student = apply_recipe()(loaded.model, student, calibration=calibration_for(loaded, text, samples, seq_len))
     elif student is None:
         student = loaded.model
     return evaluator_for(loaded, text, samples, seq_len).evaluate(student, progress=progress)
@@ -91,7 +103,6 @@ def evaluate_recipe(loaded: LoadedModel, recipe: CompressionConfig, *, text: Tex
     """Apply ``recipe`` to ``loaded`` and measure quality (eval text) and exact memory (from the graph)."""
     from tqdm.auto import tqdm
 
-    from search.compress import apply
     from search.memory import memory_report
 
     recipe.resolve(loaded.graph)
@@ -101,7 +112,7 @@ def evaluate_recipe(loaded: LoadedModel, recipe: CompressionConfig, *, text: Tex
     # disable=None: the bar shows on a terminal only, so piped stderr carries nothing but errors
     with tqdm(total=3, desc="applying recipe", file=_stderr(), disable=None if progress else True,
               bar_format="{desc} [{n}/{total}] {elapsed}", leave=False) as bar:
-        compressed = apply(loaded.model, recipe, calibration=calibration)
+        compressed = apply_recipe()(loaded.model, recipe, calibration=calibration)
         bar.set_description("running the original model")
         bar.update()
         evaluator.prepare()
@@ -111,6 +122,11 @@ def evaluate_recipe(loaded: LoadedModel, recipe: CompressionConfig, *, text: Tex
         bar.update()
     return RecipeEvaluation(recipe=recipe, quality=quality, memory_bytes=int(memory.total_bytes),
                             compressed=compressed)
+
+
+def apply(model: Any, recipe: CompressionConfig, calibration: Any = None, **options: Any) -> Any:
+    """A new compressed model in bfloat16 (``model`` untouched): search.compress's apply."""
+    return apply_recipe()(model, recipe, calibration, **options)
 
 
 def export(loaded: LoadedModel, recipe: CompressionConfig, out_dir: str | os.PathLike, *,
@@ -123,9 +139,7 @@ def export(loaded: LoadedModel, recipe: CompressionConfig, out_dir: str | os.Pat
 
     recipe.resolve(loaded.graph)
     if compressed is None:
-        from search.compress import apply
-
-        compressed = apply(loaded.model, recipe, calibration=calibration_for(loaded, text, samples, seq_len))
+        compressed = apply_recipe()(loaded.model, recipe, calibration=calibration_for(loaded, text, samples, seq_len))
     out = Path(out_dir).expanduser()
     export_compressed(loaded, compressed, recipe, out)
     return out
