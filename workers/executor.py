@@ -1,7 +1,9 @@
 """CeleryExecutor: the engine's Executor protocol, evaluating candidates on Celery workers.
 
 submit() sends a ``devicefit.evaluate`` message (the EvalTask as JSON) to the
-task's queue and returns a concurrent.futures.Future. One background thread
+task's queue and returns a concurrent.futures.Future. Ledger entries are scoped
+by this executor's id: two searches that happen to use the same key (e.g.
+"sensitivity:0:proxy") never read each other's results. One background thread
 waits for "done" notices from the workers (a Redis list, so a result is seen
 at once, not at the next poll) and reads outcomes from the ledger; it also
 - re-submits a candidate whose run stopped heartbeating (its worker was killed),
@@ -47,7 +49,6 @@ class _Pending:
     future: Future
     queue: str
     sent: bool = False
-    forgotten: bool = False  # stale ledger entries of this key were cleared
     lost_runs_handled: set[str] = field(default_factory=set)  # started-tokens already re-submitted for
     celery_ids: list[str] = field(default_factory=list)
 
@@ -139,11 +140,9 @@ class CeleryExecutor:
         with self._send_lock:
             if pending.sent:
                 return
-            if not pending.forgotten:  # a key reused by a re-created study must not find old results
-                self._ledger.forget(pending.task.key)
-                pending.forgotten = True
             message = self._app.send_task(
-                "devicefit.evaluate", kwargs={"task": pending.task.model_dump(mode="json"), "notify": self._notices},
+                "devicefit.evaluate",
+                kwargs={"task": pending.task.model_dump(mode="json"), "scope": self.id, "notify": self._notices},
                 queue=pending.queue, retry=True, retry_policy=_SEND_RETRY)
             pending.celery_ids.append(message.id)
             pending.sent = True
@@ -192,7 +191,7 @@ class CeleryExecutor:
             for key in [k for k, p in self._pending.items() if p.future.cancelled()]:
                 del self._pending[key]
             keys = [k for k, p in self._pending.items() if p.sent]
-        for key, (outcome, claimed, started) in self._ledger.snapshot(keys).items():
+        for key, (outcome, claimed, started) in self._ledger.snapshot(keys, scope=self.id).items():
             with self._lock:
                 pending = self._pending.get(key)
             if pending is None:

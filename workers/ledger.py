@@ -51,7 +51,12 @@ def redis_client(url: str, *, timeout_s: float = 10.0) -> redis.Redis:
 
 
 def key_of(kind: str, key: str) -> str:
+    """The Redis key of one ledger entry; ``key`` is ``<executor scope>/<study:trial:stage>``."""
     return f"{PREFIX}:{kind}:{key}"
+
+
+def scoped(scope: str | None, key: str) -> str:
+    return f"{scope}/{key}" if scope else key
 
 
 def new_token(worker: str) -> str:
@@ -133,15 +138,12 @@ class Ledger:
         pipe.execute()
 
     # -- executor side -----------------------------------------------------
-    def forget(self, key: str) -> None:
-        """Drop what an earlier incarnation of a study left under this key."""
-        self.r.delete(*(key_of(kind, key) for kind in ("result", "claim", "started", "attempts")))
-
-    def snapshot(self, keys: list[str]) -> dict[str, tuple[dict[str, Any] | None, bool, str | None]]:
+    def snapshot(self, keys: list[str], scope: str | None = None
+                 ) -> dict[str, tuple[dict[str, Any] | None, bool, str | None]]:
         """key -> (outcome or None, claimed now, started token or None), read atomically."""
         if not keys:
             return {}
-        names = [key_of(kind, k) for k in keys for kind in ("result", "claim", "started")]
+        names = [key_of(kind, scoped(scope, k)) for k in keys for kind in ("result", "claim", "started")]
         values = self.r.mget(names)
         out = {}
         for i, k in enumerate(keys):

@@ -17,7 +17,7 @@ from typing import Any
 
 from search.errors import DeviceFitError
 from search.executor import EvalResult, EvalTask
-from workers.ledger import Ledger, max_attempts, new_token
+from workers.ledger import Ledger, max_attempts, new_token, scoped
 
 log = logging.getLogger(__name__)
 WAIT_POLL_S = 0.5
@@ -30,9 +30,12 @@ def failure(exc: BaseException | str, worker: str, *, user_error: bool) -> dict[
 
 
 def run_once(ledger: Ledger, task: EvalTask, evaluate: Callable[[EvalTask], EvalResult], *,
-             worker: str, notify: str | None = None) -> dict[str, Any]:
-    """The outcome of ``evaluate(task)``: {"ok": True, "result": EvalResult JSON} or {"ok": False, ...}."""
-    key, token = task.key, new_token(worker)
+             worker: str, scope: str | None = None, notify: str | None = None) -> dict[str, Any]:
+    """The outcome of ``evaluate(task)``: {"ok": True, "result": EvalResult JSON} or {"ok": False, ...}.
+
+    scope: the submitting executor's id; the ledger key is ``scope/study:trial:stage``.
+    """
+    key, token = scoped(scope, task.key), new_token(worker)
     while True:
         done = ledger.result(key)
         if done is not None:  # a duplicate delivery of a finished evaluation

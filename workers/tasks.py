@@ -33,11 +33,13 @@ def _evaluate(task: EvalTask) -> EvalResult:
 
 
 @app.task(name="devicefit.evaluate", bind=True)
-def evaluate_candidate(self, task: dict[str, Any], notify: str | None = None) -> dict[str, Any]:
-    """Evaluate one candidate, idempotently (keyed by study:trial:stage)."""
+def evaluate_candidate(self, task: dict[str, Any], scope: str | None = None,
+                       notify: str | None = None) -> dict[str, Any]:
+    """Evaluate one candidate, idempotently (keyed by scope/study:trial:stage)."""
     eval_task = EvalTask.model_validate(task)
     worker = self.request.hostname or "worker"
-    return run_once(ledger_for(self.app.conf.broker_url), eval_task, _evaluate, worker=worker, notify=notify)
+    return run_once(ledger_for(self.app.conf.broker_url), eval_task, _evaluate, worker=worker, scope=scope,
+                    notify=notify)
 
 
 @app.task(name="devicefit.run_search", bind=True)

@@ -70,18 +70,18 @@ def test_outcome_resolves_future_once_and_same_key_is_one_evaluation(ex, ledger)
     assert ex.submit(make_task(0)) is first
     assert len(queued(ledger)) == 1
     result = EvalResult(key="st:0:full", quality={"kl": 0.25}, worker="w1")
-    ledger.finish("st:0:full", "tok", {"ok": True, "result": result.model_dump(mode="json")}, ex._notices)
+    ledger.finish(f"{ex.id}/st:0:full", "tok", {"ok": True, "result": result.model_dump(mode="json")}, ex._notices)
     assert first.result(timeout=5) == result
-    ledger.finish("st:0:full", "tok2", {"ok": True, "result": result.model_dump(mode="json")}, ex._notices)
+    ledger.finish(f"{ex.id}/st:0:full", "tok2", {"ok": True, "result": result.model_dump(mode="json")}, ex._notices)
     time.sleep(0.3)
     assert ex.stats["completed"] == 1
 
 
 def test_failures_keep_their_meaning(ex, ledger):
     user, bug = ex.submit(make_task(0)), ex.submit(make_task(1))
-    ledger.finish("st:0:full", "t", {"ok": False, "error": "bits 9 is bad", "error_type": "RecipeError",
+    ledger.finish(f"{ex.id}/st:0:full", "t", {"ok": False, "error": "bits 9 is bad", "error_type": "RecipeError",
                                      "user_error": True, "worker": "w"}, ex._notices)
-    ledger.finish("st:1:full", "t", {"ok": False, "error": "boom", "error_type": "ZeroDivisionError",
+    ledger.finish(f"{ex.id}/st:1:full", "t", {"ok": False, "error": "boom", "error_type": "ZeroDivisionError",
                                      "user_error": False, "worker": "w"}, ex._notices)
     with pytest.raises(RecipeError, match="bits 9"):
         user.result(timeout=5)
@@ -92,7 +92,7 @@ def test_failures_keep_their_meaning(ex, ledger):
 def test_run_that_stopped_heartbeating_is_resubmitted_once(ex, ledger):
     future = ex.submit(make_task(0))
     ledger.r.lpop(GENERAL)  # a worker took the message...
-    ledger.begin("st:0:full", "run-a")  # ...started it, and died: no claim, no result
+    ledger.begin(f"{ex.id}/st:0:full", "run-a")  # ...started it, and died: no claim, no result
     wait_for(lambda: len(queued(ledger)) == 1)
     time.sleep(0.5)
     assert len(queued(ledger)) == 1 and ex.stats["resubmitted_lost_run"] == 1
@@ -112,3 +112,14 @@ def test_bad_or_unreachable_broker_is_one_line(redis_db):
         executor_from_url("amqp://localhost")
     with pytest.raises(SpecError, match="cannot reach the broker"):
         executor_from_url("redis://127.0.0.1:1/0")
+
+
+def test_two_executors_never_read_each_others_results(redis_db, ledger):
+    with CeleryExecutor(redis_db, max_in_flight=1, poll_interval_s=0.1) as a, \
+            CeleryExecutor(redis_db, max_in_flight=1, poll_interval_s=0.1) as b:
+        fa, fb = a.submit(make_task(0)), b.submit(make_task(0))  # same study:trial:stage key
+        result = EvalResult(key="st:0:full", quality={"kl": 1.0})
+        ledger.finish(f"{a.id}/st:0:full", "t", {"ok": True, "result": result.model_dump(mode="json")}, a._notices)
+        assert fa.result(timeout=5) == result
+        time.sleep(0.3)
+        assert not fb.done()

@@ -1,0 +1,237 @@
+"""Worker scaling: trials per minute with 1 vs 2 Celery workers, and the Celery executor's per-trial cost.
+
+What it runs (all on this machine, against a private redis-server it starts):
+- a fixed list of candidate recipes for demo:minilm (random points of the search
+  space, seed 0), each evaluated in full (stage "full": compress + quality);
+- in-process:    LocalExecutor in this process, one trial at a time, 1 torch thread;
+- celery 1w/if1: one worker process, one trial in flight (the round trip fully exposed);
+- celery 1w:     one worker, the executor's default in-flight (workers + 1 queued);
+- celery 2w:     two worker processes, default in-flight (3).
+Configurations are interleaved per repeat (the machine is shared and noisy);
+medians and min..max are reported. Trial = one full evaluation, so trials/min
+here excludes the stage-1 rejections a real search also makes (they never
+reach a worker). Workers are started once; the 1-worker runs park the second
+worker with Celery's cancel_consumer.
+
+Usage: .venv/bin/python bench/worker_scaling.py [--candidates 8] [--repeats 3]
+Writes docs/worker_scaling.json and the figures block of docs/distributed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, wait
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from search.executor import EvalTask  # noqa: E402
+from search.spec import Budget, SearchSpace, SearchSpec  # noqa: E402
+
+DOC = ROOT / "docs" / "distributed.md"
+BEGIN, END = "<!-- worker_scaling:begin -->", "<!-- worker_scaling:end -->"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
+    import redis
+
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def start_worker(url: str, name: str, logdir: Path) -> subprocess.Popen:
+    log = (logdir / f"{name}.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "search.cli.main", "worker", "--broker", url, "--queues",
+                             "general", "--concurrency", "1", "--threads", "1", "--preload", "demo:minilm",
+                             "--name", f"{name}@bench", "--loglevel", "warning"],
+                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=log,
+                            stderr=subprocess.STDOUT)
+    return proc
+
+
+def candidates(spec: SearchSpec, n: int) -> list:
+    import optuna
+
+    from search.models import load_graph
+    from search.space.suggest import RecipeSpace
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = RecipeSpace(load_graph(spec.model), spec.space)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    return [space.recipe(study.ask(space.distributions()).params) for _ in range(n)]
+
+
+def run_batch(executor, spec: SearchSpec, recipes: list, study: str, in_flight: int) -> dict:
+    """Evaluate every recipe keeping `in_flight` submitted, like the engine does; wall time and eval times."""
+    tasks = [EvalTask(study=study, trial=i, stage="full", spec=spec, recipe=r) for i, r in enumerate(recipes)]
+    start = time.perf_counter()
+    pending, results = set(), []
+    while tasks or pending:
+        while tasks and len(pending) < in_flight:
+            pending.add(executor.submit(tasks.pop(0)))
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        results += [f.result() for f in done]
+    wall = time.perf_counter() - start
+    return {"wall_s": wall, "trials_per_min": 60 * len(results) / wall,
+            "eval_s_median": statistics.median(r.seconds for r in results),
+            "workers": sorted({r.worker for r in results})}
+
+
+def set_consuming(app, worker: str, on: bool) -> None:
+    from workers.queues import GENERAL
+
+    control = app.control.add_consumer if on else app.control.cancel_consumer
+    control(GENERAL, destination=[worker], reply=True, timeout=5)
+
+
+def summarize(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candidates", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--calib-samples", type=int, default=16)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "worker_scaling.json"))
+    args = parser.parse_args()
+    if shutil.which("redis-server") is None:
+        print("redis-server is not installed (run ../shared/services.sh)", file=sys.stderr)
+        return 2
+
+    import torch
+
+    torch.set_num_threads(1)  # the in-process baseline gets what one worker process gets
+    from search.executors.local import LocalExecutor
+    from workers.celery_app import make_app
+    from workers.executor import CeleryExecutor
+
+    spec = SearchSpec(model="demo:minilm", device="rpi5", workload="encode:128", budget=Budget(max_latency="1s"),
+                      calib_samples=args.calib_samples, seq_len=128,
+                      space=SearchSpace(axes=("bits", "sparsity", "rank"), granularity="role"))
+    recipes = candidates(spec, args.candidates)
+    tmp = Path(tempfile.mkdtemp(prefix="worker-scaling-"))
+    redis_proc, url = start_redis(tmp)
+    workers = [start_worker(url, f"w{i}", tmp) for i in (1, 2)]
+    app = make_app(url)
+    runs: dict[str, list[dict]] = {"in-process": [], "celery 1w/if1": [], "celery 1w": [], "celery 2w": []}
+    load_before = os.getloadavg()
+    try:
+        local = LocalExecutor(workers=1)
+        with CeleryExecutor(url, max_in_flight=3, poll_interval_s=0.5) as ex:
+            deadline = time.monotonic() + 120
+            while len(app.control.inspect(timeout=1).ping() or {}) < 2:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"workers did not start; see logs in {tmp}")
+            # warm-up: every process loads the model and caches the teacher outputs
+            run_batch(local, spec, recipes[:1], "warm-local", 1)
+            warm = run_batch(ex, spec, recipes[:2] * 2, "warm-celery", 2)
+            print(f"warm-up done on {warm['workers']}", flush=True)
+            for rep in range(args.repeats):
+                runs["in-process"].append(run_batch(local, spec, recipes, f"local-{rep}", 1))
+                set_consuming(app, "w2@bench", False)
+                runs["celery 1w/if1"].append(run_batch(ex, spec, recipes, f"c1a-{rep}", 1))
+                runs["celery 1w"].append(run_batch(ex, spec, recipes, f"c1b-{rep}", 2))
+                set_consuming(app, "w2@bench", True)
+                runs["celery 2w"].append(run_batch(ex, spec, recipes, f"c2-{rep}", 3))
+                print(f"repeat {rep + 1}: " + ", ".join(f"{k} {v[-1]['trials_per_min']:.1f}/min"
+                                                         for k, v in runs.items()), flush=True)
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            try:
+                w.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        redis_proc.kill()
+    report = build_report(args, runs, load_before, os.getloadavg())
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write_doc_block(report)
+    print(json.dumps(report["summary"], indent=2))
+    return 0
+
+
+def build_report(args, runs: dict[str, list[dict]], load_before, load_after) -> dict:
+    tpm = {k: summarize([r["trials_per_min"] for r in v]) for k, v in runs.items()}
+    per_trial = {k: summarize([r["wall_s"] / args.candidates for r in v]) for k, v in runs.items()}
+    # paired per repeat: both runs of a repeat saw roughly the same machine load
+    def paired(a: str, b: str) -> list[tuple[dict, dict]]:
+        return list(zip(runs[a], runs[b], strict=True))
+
+    speedup = [c2["trials_per_min"] / c1["trials_per_min"] for c1, c2 in paired("celery 1w", "celery 2w")]
+    exposed = [(c["wall_s"] - lo["wall_s"]) / lo["wall_s"] for c, lo in paired("celery 1w/if1", "in-process")]
+    queued = [(c["wall_s"] - lo["wall_s"]) / lo["wall_s"] for c, lo in paired("celery 1w", "in-process")]
+    return {
+        "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": load_after,
+                    "note": "shared with other jobs; see spread"},
+        "setup": {"model": "demo:minilm", "candidates": args.candidates, "repeats": args.repeats,
+                  "calib_samples": args.calib_samples, "seq_len": 128, "torch_threads_per_process": 1},
+        "runs": runs,
+        "summary": {"trials_per_min": tpm, "seconds_per_trial": per_trial,
+                    "speedup_2w_vs_1w": summarize(speedup),
+                    "overhead_in_flight_1": summarize(exposed), "overhead_default_in_flight": summarize(queued)},
+    }
+
+
+def write_doc_block(report: dict) -> None:
+    s = report["summary"]
+
+    def span(d: dict, fmt: str = "{:.1f}") -> str:
+        return f"{fmt.format(d['median'])} ({fmt.format(d['min'])}..{fmt.format(d['max'])})"
+
+    pct = "{:+.1%}"
+    lines = [BEGIN,
+             f"Measured by `bench/worker_scaling.py` on this {report['machine']['cpus']}-core machine (shared; "
+             f"load average {report['machine']['loadavg_before'][0]:.1f} before, "
+             f"{report['machine']['loadavg_after'][0]:.1f} after), demo:minilm, "
+             f"{report['setup']['candidates']} full evaluations per run, {report['setup']['repeats']} interleaved "
+             "repeats, 1 torch thread per process. Median (min..max):", "",
+             "| configuration | trials/min | s/trial |", "|---|---|---|"]
+    for k in s["trials_per_min"]:
+        lines.append(f"| {k} | {span(s['trials_per_min'][k])} | {span(s['seconds_per_trial'][k], '{:.2f}')} |")
+    lines += ["",
+              f"- 2 workers vs 1 (paired per repeat): **{span(s['speedup_2w_vs_1w'], '{:.2f}x')}** (target >= 1.8x)",
+              f"- Celery executor per-trial overhead vs in-process, one trial in flight: "
+              f"**{span(s['overhead_in_flight_1'], pct)}**; with one trial queued ahead (default): "
+              f"**{span(s['overhead_default_in_flight'], pct)}** (target <= 5%)",
+              END]
+    text = DOC.read_text() if DOC.exists() else ""
+    block = "\n".join(lines)
+    if BEGIN in text:
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    else:
+        text += "\n" + block + "\n"
+    DOC.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

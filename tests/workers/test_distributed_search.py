@@ -1,0 +1,119 @@
+"""Whole searches on real `search-cli worker` processes and a real (private) Redis.
+
+The must-haves of distributed evaluation: N finished trials with 2 workers;
+still N, none duplicated, when a worker is SIGKILLed mid-trial; and a search
+that survives a Redis restart (which, without persistence, loses every queued
+message and result).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+
+from search.spec import Budget, SearchSpace, SearchSpec
+from workers.executor import CeleryExecutor
+
+pytestmark = pytest.mark.integration
+TRIALS = 6
+SEARCH_TIMEOUT_S = 240
+
+
+def small_spec(model_ref: str, tmp_path, trials: int = TRIALS, calib_samples: int = 4) -> SearchSpec:
+    return SearchSpec(model=model_ref, device="rpi5", workload="prefill:32", budget=Budget(max_latency="10s"),
+                      trials=trials, calib_samples=calib_samples, seq_len=32, seed=1,
+                      space=SearchSpace(axes=("bits", "sparsity"), granularity="model"),
+                      storage=f"sqlite:///{tmp_path}/studies.db")
+
+
+def run_in_background(spec: SearchSpec, executor: CeleryExecutor):
+    from search.engine import run_search
+
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(run_search, spec, executor, None, use_sensitivity=False, save=False)
+    pool.shutdown(wait=False)
+    return future
+
+
+def trial_states(spec: SearchSpec, study: str) -> tuple[list[int], list[str]]:
+    import optuna
+
+    trials = optuna.load_study(study_name=study, storage=spec.storage).get_trials(deepcopy=False)
+    return [t.number for t in trials], [t.state.name for t in trials]
+
+
+def stored_outcomes(url: str) -> dict[str, dict]:
+    r = redis.Redis.from_url(url)
+    return {k.decode().split(":", 2)[2]: json.loads(r.get(k)) for k in r.scan_iter("devicefit:result:*")}
+
+
+def assert_exactly_n_finished(spec: SearchSpec, result) -> None:
+    numbers, states = trial_states(spec, result.study)
+    assert result.trials == spec.trials
+    assert sorted(numbers) == list(range(spec.trials)), "a trial was lost or duplicated"
+    assert states == ["COMPLETE"] * spec.trials
+
+
+def test_two_workers_finish_exactly_n_trials(start_workers, redis_db, tiny_llama_ref, tmp_path):
+    w1, w2 = start_workers(2)
+    spec = small_spec(tiny_llama_ref, tmp_path)
+    with CeleryExecutor(redis_db, poll_interval_s=0.2) as ex:
+        assert ex.max_in_flight == 3  # two worker processes answered, plus one queued
+        result = run_in_background(spec, ex).result(timeout=SEARCH_TIMEOUT_S)
+    assert_exactly_n_finished(spec, result)
+    workers = {o["worker"] for o in stored_outcomes(redis_db).values()}
+    assert workers == {w1.name, w2.name}, "both workers should have evaluated candidates"
+
+
+@pytest.mark.parametrize("victim", ["whole worker", "pool process"])
+def test_sigkill_mid_trial_loses_and_duplicates_nothing(victim, start_workers, redis_db, tiny_llama_ref, tmp_path):
+    workers = start_workers(2)
+    # more samples: trials long enough to be caught in the middle
+    spec = small_spec(tiny_llama_ref, tmp_path, calib_samples=16)
+    r = redis.Redis.from_url(redis_db)
+    with CeleryExecutor(redis_db, max_in_flight=2, poll_interval_s=0.2) as ex:
+        search = run_in_background(spec, ex)
+        deadline = time.monotonic() + SEARCH_TIMEOUT_S
+        while time.monotonic() < deadline:  # the first candidate someone is evaluating right now
+            claims = list(r.scan_iter("devicefit:claim:*"))
+            if claims:
+                break
+            time.sleep(0.02)
+        claim_key = claims[0]
+        token = r.get(claim_key).decode()  # "<worker name>:<pid>:<nonce>"
+        victim_worker = next(w for w in workers if token.startswith(w.name + ":"))
+        if victim == "whole worker":
+            victim_worker.kill()
+        else:
+            import os
+            import signal
+
+            os.kill(int(token.split(":")[1]), signal.SIGKILL)
+        key = claim_key.decode().split(":", 2)[2]
+        assert r.get(f"devicefit:result:{key}") is None, "the kill should land mid-trial"
+        result = search.result(timeout=SEARCH_TIMEOUT_S)
+    assert_exactly_n_finished(spec, result)
+    redone = stored_outcomes(redis_db)[key]
+    assert redone["ok"] and redone["attempt"] >= 2, "the killed trial must have been evaluated again"
+    if victim == "whole worker":
+        survivor = next(w for w in workers if w is not victim_worker)
+        assert redone["worker"] == survivor.name
+        assert ex.stats["resubmitted_lost_run"] >= 1
+
+
+def test_search_survives_redis_restart(start_workers, redis_server, redis_db, tiny_llama_ref, tmp_path):
+    start_workers(2)
+    spec = small_spec(tiny_llama_ref, tmp_path, trials=TRIALS)
+    with CeleryExecutor(redis_db, max_in_flight=2, poll_interval_s=0.2) as ex:
+        search = run_in_background(spec, ex)
+        deadline = time.monotonic() + SEARCH_TIMEOUT_S
+        while ex.stats["completed"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        redis_server.restart(down_s=1.0)  # everything queued or stored in Redis is gone
+        result = search.result(timeout=SEARCH_TIMEOUT_S)
+        assert ex.stats["redis_data_lost"] >= 1
+    assert_exactly_n_finished(spec, result)
