@@ -6,6 +6,8 @@ DeviceFitError 400 (404 for a missing job or candidate, 401 for a bad token).
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from search.errors import DeviceFitError
 from service.job_store import JobNotFound
 from service.security import Unauthorized
+
+log = logging.getLogger("devicefit.service")
 
 
 class NotFound(DeviceFitError):
@@ -57,6 +61,13 @@ def install(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"detail": str(exc).splitlines()[0] if str(exc) else type(exc).__name__},
                             status_code=status, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def _bug(req: Request, exc: Exception) -> JSONResponse:
+        # a bug, not the user's fault: logged with its traceback, answered without it
+        log.exception("unhandled error on %s %s", req.method, req.url.path)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); the server log has the details"},
+                            status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:

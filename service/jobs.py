@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from search.errors import SpecError
+from search.errors import ModelError, SpecError
 from search.spec import SearchSpec, parse_spec
 from service.dispatch import Dispatcher
 from service.job_store import JobStore, new_job_id
@@ -37,7 +37,9 @@ class Jobs:
             raise SpecError(f"trials: {spec.trials} is more than this server allows ({self.settings.max_trials})")
         model = check_model_ref(spec.model, self.settings)
         _known_device(spec.device)
-        return spec.model_copy(update={"model": model})
+        spec = spec.model_copy(update={"model": model})
+        _reachable(spec)
+        return spec
 
     def submit(self, spec: SearchSpec) -> Job:
         spec = self.admit(spec)
@@ -86,6 +88,20 @@ class Jobs:
     @staticmethod
     def spec_of(job: Job) -> SearchSpec:
         return parse_spec(job.spec)
+
+
+def _reachable(spec: SearchSpec) -> None:
+    """A budget no recipe of the space can meet is refused now, not after a worker picked it up."""
+    from search.engine import check_reachable
+    from search.space.suggest import RecipeSpace
+    from search.staging import CheapEvaluator
+    from service.breakdown import graph_of
+
+    try:
+        graph = graph_of(spec.model)
+    except ModelError as exc:
+        raise ModelError(f"model: {exc}") from None
+    check_reachable(spec, RecipeSpace(graph, spec.space), CheapEvaluator(spec, graph))
 
 
 def _known_device(name: str) -> None:

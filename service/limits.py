@@ -5,10 +5,6 @@ from __future__ import annotations
 import json
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class RequestSizeLimit:
     """ASGI middleware answering 413 when a request body exceeds max_bytes."""
 
@@ -28,28 +24,37 @@ class RequestSizeLimit:
             if too_big:
                 return await self._refuse(send, 413, self._message())
         seen = 0
-        started = False
+        started = refused = False
 
         async def limited_receive():
-            nonlocal seen
+            # past the limit: answer 413 at once and tell the app the client is gone
+            nonlocal seen, started, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    refused = True
+                    if not started:
+                        started = True
+                        await self._refuse(send, 413, self._message())
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message):
+        async def guarded_send(message):
             nonlocal started
+            if refused:
+                return  # the 413 is already out
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send, 413, self._message())
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
     def _message(self) -> str:
         return f"body: request larger than the server's limit of {self.max_bytes} bytes"

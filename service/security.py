@@ -45,6 +45,8 @@ def check_model_ref(ref: str, settings: Settings) -> str:
         local = _under_roots(ref, settings.model_roots)
         if local is not None:  # a relative path inside a root wins over the Hub
             return _checked_local(local, ref, settings)
+        if any(os.path.lexists(root / ref) for root in settings.model_roots):
+            raise Forbidden(f"model: {ref!r} leads outside the server's model roots")
         if Path(ref).exists():  # a worker would read it as a local path, outside the roots
             raise Forbidden(f"model: {ref!r} names a local path outside the server's model roots")
         _check_hub_config(ref, settings)
