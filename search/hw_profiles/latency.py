@@ -108,26 +108,33 @@ class _Costs:
         eff = profile.efficiency
         measured = profile.measured
         self.bandwidth = (measured.copy_gbs if measured else profile.bandwidth_gbs * eff.memory) * 1e9
-        self.op_s = (measured.op_us if measured else profile.overheads.op_us) * 1e-6 * eff.overhead
+        self.op_s = (measured.linear_op_us if measured else profile.overheads.op_us) * 1e-6 * eff.overhead
         # rows each matrix product sees: every token in encode/prefill, one per sequence in decode
         self.rows = workload.batch * (1 if workload.kind == "decode" else workload.tokens)
         self.act = profile.activation_bytes
 
     # ---- throughput ----------------------------------------------------------
     def linear_flops_per_s(self, rows: int, quantized: bool) -> float:
-        measured = self.p.measured
-        if measured is not None:
-            return _interp_log(measured.linear_gflops_by_rows, rows) * 1e9 * self.p.efficiency.compute
+        if self.p.measured is not None:
+            return _interp_log(self.p.measured.linear_gflops_by_rows, rows) * 1e9 * self.p.efficiency.compute
         dtype = self.p.quant_compute_dtype if quantized else self.p.compute_dtype
         return self.p.peak(dtype) * 1e9 * self.p.efficiency.compute
 
-    def dequant_s(self, weights: float, bits: int, rows: int) -> float:
-        """Time to unpack quantized weights once per forward (zero for 16-bit)."""
+    def weight_stream_bytes_per_s(self) -> float:
+        if self.p.measured is not None:
+            return self.p.measured.linear_stream_gbs * 1e9 * self.p.efficiency.memory
+        return self.bandwidth
+
+    def dequant_s(self, weights: float, bits: int) -> float:
+        """Time to unpack quantized weights in each forward (zero for 16-bit or a cached dequantization)."""
         if bits >= 16:
             return 0.0
         measured = self.p.measured
-        if measured is not None and measured.dequant_ns_per_weight:
-            return weights * _at_or_above(measured.dequant_ns_per_weight, bits) * 1e-9 * self.p.efficiency.dequant
+        if measured is not None:
+            if measured.dequant_cached or not measured.dequant_ns_per_weight:
+                return 0.0
+            ns = _at_or_above(measured.dequant_ns_per_weight, bits)
+            return weights * ns * 1e-9 * self.p.efficiency.dequant
         ops = self.p.dequant_ops_per_weight * weights
         return ops / (self.p.peak(self.p.compute_dtype) * 1e9 * self.p.efficiency.compute) * self.p.efficiency.dequant
 
@@ -144,13 +151,10 @@ class _Costs:
         # weights the kernels multiply: stored rows (channel pruning drops rows) of every factor
         weights = sum(plan.rows * plan.in_features for plan in plans)
         flops = 2.0 * rows * weights / self._sparse_speedup(storage)
-        compute = flops / self.linear_flops_per_s(rows, storage.quantized)
-        compute += self.dequant_s(weights, storage.bits, rows)
-        if storage.sparsity > 0 and self.p.measured is not None and storage.sparsity_pattern != "channel":
-            compute += weights * self.p.measured.sparse_ns_per_weight * 1e-9  # bitmask rebuilt per forward
+        compute = flops / self.linear_flops_per_s(rows, storage.quantized) + self.dequant_s(weights, storage.bits)
         activations = sum(rows * (plan.in_features + plan.out_features) for plan in plans) * self.act
-        moved = stored + activations
-        return _op(layer.name, "linear", layer.block, flops, moved, compute, moved / self.bandwidth,
+        memory = stored / self.weight_stream_bytes_per_s() + activations / self.bandwidth
+        return _op(layer.name, "linear", layer.block, flops, stored + activations, compute, memory,
                    len(plans) * self.op_s), stored
 
     def attention(self, block: int, recipe: CompressionConfig) -> LayerLatency:
@@ -167,8 +171,9 @@ class _Costs:
         measured = self.p.measured
         rate = (measured.attention_gflops * 1e9 if measured else
                 self.p.peak(self.p.compute_dtype) * 1e9) * self.p.efficiency.compute
+        overhead = measured.attention_op_us * 1e-6 * self.p.efficiency.overhead if measured else 0.0
         return _op(f"block{block}.attention", "attention", block, flops, moved, flops / rate,
-                   moved / self.bandwidth, 0.0)
+                   moved / self.bandwidth, overhead)
 
     def elementwise(self, block: int, recipe: CompressionConfig) -> LayerLatency:
         g = self.g
@@ -178,16 +183,18 @@ class _Costs:
         per_row = 10 * g.hidden_size + (3 if gated else 2) * inter
         moved = float(self.rows * per_row * self.act)
         flops = float(self.rows * per_row)
-        overhead = self.p.overheads.block_us * 1e-6 * self.p.efficiency.overhead
-        if self.p.measured is not None:
-            overhead = self._measured_block_ops() * self.op_s
+        measured = self.p.measured
+        block_us = _by_family(measured.block_us, g.family, self.w.kind) if measured else self.p.overheads.block_us
+        overhead = block_us * 1e-6 * self.p.efficiency.overhead
         return _op(f"block{block}.elementwise", "elementwise", block, flops, moved, 0.0,
                    moved / self.bandwidth, overhead)
 
     def forward_overhead(self) -> LayerLatency:
         g, rows = self.g, self.rows
         moved = float(rows * g.hidden_size * self.act * 2)  # embedding rows read, final norm
-        overhead = self.p.overheads.forward_us * 1e-6 * self.p.efficiency.overhead
+        measured = self.p.measured
+        forward_us = _by_family(measured.forward_us, g.family, self.w.kind) if measured else self.p.overheads.forward_us
+        overhead = forward_us * 1e-6 * self.p.efficiency.overhead
         return _op("forward", "forward", None, 0.0, moved, 0.0, moved / self.bandwidth, overhead)
 
     def kv_cache_bytes(self, recipe: CompressionConfig, blocks: int) -> float:
@@ -218,10 +225,6 @@ class _Costs:
             return best
         return min(best, 1.0 / (1.0 - setting.sparsity))
 
-    def _measured_block_ops(self) -> int:
-        """Framework ops of one block besides its matrix products (eager PyTorch dispatches each)."""
-        return 16 if self.g.family in GATED_MLP_FAMILIES else 12
-
 
 def _op(name: str, kind: str, block: int | None, flops: float, moved: float, compute_s: float,
         memory_s: float, overhead_s: float) -> LayerLatency:
@@ -233,7 +236,7 @@ def _op(name: str, kind: str, block: int | None, flops: float, moved: float, com
 
 
 def _interp_log(table: dict[int, float], x: float) -> float:
-    """Log-log interpolation of a measured table, flat beyond its ends."""
+    """Log-log interpolation in a measured table, flat beyond its ends."""
     keys = sorted(table)
     if x <= keys[0]:
         return table[keys[0]]
@@ -243,6 +246,15 @@ def _interp_log(table: dict[int, float], x: float) -> float:
     x0, x1 = keys[i - 1], keys[i]
     t = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
     return math.exp(math.log(table[x0]) * (1 - t) + math.log(table[x1]) * t)
+
+
+def _by_family(table: dict[str, float], family: str, kind: str) -> float:
+    """A 'family:kind' measurement; encode and prefill stand in for each other; else the largest (safe side)."""
+    alternates = {"encode": "prefill", "prefill": "encode", "decode": "prefill"}
+    for key in (f"{family}:{kind}", f"{family}:{alternates[kind]}", family):
+        if key in table:
+            return table[key]
+    return max(table.values(), default=0.0)
 
 
 def _at_or_above(table: dict[int, float], bits: int) -> float:

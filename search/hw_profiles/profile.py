@@ -44,21 +44,30 @@ class Overheads(_Strict):
 
 
 class MeasuredTables(_Strict):
-    """Micro-benchmark results of a measured host (absent from data-sheet profiles)."""
+    """Micro-benchmark results of a measured host (absent from data-sheet profiles).
+
+    A bf16 F.linear of m rows costs op + max(weight bytes / stream rate, FLOPs / gflops(m)),
+    with gflops(m) interpolated (log-log) in the measured table.
+    """
 
     date: str
     threads: int
+    clock: str = Field("cpu", description="cpu: process CPU time (robust to other load); wall: elapsed time")
     torch: str
     cpu: str
-    # effective bf16 linear throughput (GFLOP/s) against the number of rows (tokens) of the input
-    linear_gflops_by_rows: dict[int, float]
-    # dequantisation of packed weights to bf16, nanoseconds per weight, by bits
-    dequant_ns_per_weight: dict[int, float] = Field(default_factory=dict)
-    # sparse (bitmask) weights rebuilt to dense per forward, nanoseconds per weight
-    sparse_ns_per_weight: float = 0.0
-    attention_gflops: float
-    copy_gbs: float
-    op_us: float
+    linear_op_us: float = Field(description="fixed cost of one F.linear call")
+    linear_stream_gbs: float = Field(gt=0, description="rate F.linear streams bf16 weights (one row)")
+    linear_gflops_by_rows: dict[int, float] = Field(description="bf16 matrix-product GFLOP/s by rows of the input")
+    linear_fit_error: float = Field(description="median relative error of the linear model on the grid")
+    attention_op_us: float
+    attention_gflops: float = Field(gt=0)
+    copy_gbs: float = Field(gt=0, description="elementwise traffic rate (clone of a large tensor)")
+    block_us: dict[str, float] = Field(description="per-block framework cost by model family (norms, glue ops)")
+    forward_us: dict[str, float] = Field(description="per-forward framework cost by model family")
+    dequant_cached: bool = Field(
+        True, description="PackedLinear keeps its dequantized bf16 weight after the first call")
+    dequant_ns_per_weight: dict[int, float] = Field(
+        default_factory=dict, description="one-time cost to rebuild packed weights to bf16, by bits")
 
 
 class DeviceProfile(_Strict):

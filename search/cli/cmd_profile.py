@@ -1,0 +1,42 @@
+"""``search-cli profile``: micro-benchmark this machine and write a device profile (or list the known ones)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "profile", help="measure this machine and write a device profile (host.yaml)",
+        description="Run micro-benchmarks on this machine (bf16 matrix products at the shapes the host runtime "
+                    "uses, attention, memory traffic, per-block framework cost, dequantization) and write a "
+                    "device profile in the same format as the shipped ones. --list prints the known devices.")
+    p.add_argument("--out", default="host.yaml", metavar="FILE", help="profile to write (default host.yaml)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads to pin (default 1)")
+    p.add_argument("--rounds", type=int, default=21, help="interleaved timing rounds per benchmark (default 21)")
+    p.add_argument("--list", action="store_true", help="list the known device profiles and exit")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from search.errors import SpecError
+    from search.hw_profiles import list_profiles, load_profile
+
+    if args.list:
+        for name in list_profiles():
+            prof = load_profile(name)
+            print(f"{name:<26} v{prof.version}  {prof.runtime}  ({prof.bandwidth_gbs:g} GB/s)")
+        return 0
+    if args.threads < 1 or args.rounds < 3:
+        raise SpecError("--threads must be at least 1 and --rounds at least 3")
+    from search.hw_profiles.host import measure_host
+
+    profile = measure_host(threads=args.threads, rounds=args.rounds)
+    Path(args.out).write_text(profile.to_yaml())
+    m = profile.measured
+    print(f"wrote {args.out}: {profile.compute_unit}")
+    print(f"  linear: {m.linear_op_us:.1f} us/op, weights streamed at {m.linear_stream_gbs:.1f} GB/s, "
+          f"bf16 GFLOP/s by rows {m.linear_gflops_by_rows} (fit error {m.linear_fit_error:.0%})")
+    print(f"  attention {m.attention_gflops:.0f} GFLOP/s, copy {m.copy_gbs:.1f} GB/s")
+    return 0

@@ -1,0 +1,246 @@
+"""Micro-benchmark this machine and write a host profile (``search-cli profile --out host.yaml``).
+
+What the host runtime does is what gets timed: PyTorch eager in bfloat16 with
+devicefit's compressed modules (PackedLinear rebuilds packed weights to bf16 once
+and then runs F.linear). Measured:
+- F.linear in bf16 on a grid of shapes and row counts, fitted to
+  time = op + weight bytes / stream rate + FLOPs / peak (three constants);
+- scaled-dot-product attention (fixed cost + FLOPs / peak);
+- elementwise traffic (clone of a large tensor);
+- the framework cost per block and per forward of each model family, from tiny
+  models of 1 and 3 blocks (norms, rotary, residuals, cache updates);
+- the one-time dequantization of packed weights by bits.
+Every case is repeated in interleaved rounds (all cases once per round) and the
+median kept, so a burst of load on the shared machine hits every case alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import statistics
+
+import numpy as np
+
+from search.hw_profiles.measure import DEFAULT_THREADS, pinned_threads, runner, time_ms
+from search.hw_profiles.profile import DeviceProfile, Efficiency, MeasuredTables
+
+LINEAR_SHAPES = ((256, 256), (384, 1536), (1536, 384), (768, 768), (768, 2048), (2048, 768), (1024, 1024))
+LINEAR_ROWS = (1, 8, 32, 128, 512)
+# tiny models of each family: their time is framework overhead, not arithmetic
+TINY = {
+    "llama": dict(model_type="llama", hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=256, max_position_embeddings=1024, tie_word_embeddings=False),
+    "qwen2": dict(model_type="qwen2", hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=256, max_position_embeddings=1024, tie_word_embeddings=True),
+    "gpt2": dict(model_type="gpt2", n_embd=64, n_head=4, vocab_size=256, n_positions=1024, bos_token_id=0,
+                 eos_token_id=0),
+    "bert": dict(model_type="bert", hidden_size=64, num_attention_heads=4, intermediate_size=128, vocab_size=256,
+                 max_position_embeddings=1024),
+}
+BLOCK_KEY = {"llama": "num_hidden_layers", "qwen2": "num_hidden_layers", "gpt2": "n_layer", "bert": "num_hidden_layers"}
+
+
+def interleaved_medians(cases: dict, rounds: int, warmup: int = 2, clock: str = "cpu") -> dict:
+    """Median ms of each case, running every case once per round."""
+    for fn in cases.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict = {k: [] for k in cases}
+    for _ in range(rounds):
+        for key, fn in cases.items():
+            samples[key].append(time_ms(fn, clock))
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def bench_linear(rounds: int) -> tuple[float, float, dict[int, float], float]:
+    """(op_us, stream GB/s, GFLOP/s by rows, median relative error) of bf16 F.linear.
+
+    One-row products fit op + weight bytes / stream; for more rows each shape gives
+    flops / (t - op) where arithmetic dominates, and the median over shapes is kept.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    cases = {}
+    for k, n in LINEAR_SHAPES:
+        w = torch.randn(n, k, dtype=torch.bfloat16)
+        for m in LINEAR_ROWS:
+            x = torch.randn(m, k, dtype=torch.bfloat16)
+            cases[(m, k, n)] = (lambda x=x, w=w: F.linear(x, w))
+    with torch.inference_mode():
+        med = {key: ms * 1e-3 for key, ms in interleaved_medians(cases, rounds).items()}
+    ones = [(k, n) for k, n in LINEAR_SHAPES]
+    a = np.array([(1.0, 2.0 * k * n) for k, n in ones])
+    t = np.array([med[(1, k, n)] for k, n in ones])
+    op, per_byte = _nonneg_relative_lstsq(a, t)
+    stream = 1.0 / max(per_byte, 1e-15)
+    gflops = {}
+    for m in LINEAR_ROWS:
+        rates = [2.0 * m * k * n / max(med[(m, k, n)] - op, 1e-7) for k, n in LINEAR_SHAPES
+                 if med[(m, k, n)] - op > 1.2 * 2.0 * k * n / stream]
+        gflops[m] = float(np.median(rates)) / 1e9 if rates else None
+    known = {m: g for m, g in gflops.items() if g}
+    for m in LINEAR_ROWS:  # rows where streaming always dominated: arithmetic at least as fast as the next size
+        gflops[m] = gflops[m] or min(known.values(), default=1.0) * m / min(known, default=m)
+    errors = [abs((op + max(2.0 * k * n / stream, 2.0 * m * k * n / (gflops[m] * 1e9))) / med[(m, k, n)] - 1)
+              for m, k, n in med]
+    return op * 1e6, stream / 1e9, {m: round(g, 1) for m, g in gflops.items()}, float(np.median(errors))
+
+
+def _nonneg_relative_lstsq(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Least squares on relative error with non-negative coefficients (drop a negative one and refit)."""
+    active = list(range(a.shape[1]))
+    while True:
+        coef = np.zeros(a.shape[1])
+        sol, *_ = np.linalg.lstsq(a[:, active] / t[:, None], np.ones_like(t), rcond=None)
+        coef[active] = sol
+        if (coef >= 0).all() or len(active) == 1:
+            return np.maximum(coef, 0)
+        active.remove(active[int(np.argmin(sol))])
+
+
+def bench_attention(rounds: int) -> tuple[float, float]:
+    """(op_us, GFLOP/s) of bf16 scaled-dot-product attention."""
+    import torch
+    import torch.nn.functional as F
+
+    cases, flops = {}, {}
+    for heads, hd in ((6, 64), (12, 64)):
+        for rows, ctx in ((1, 128), (1, 512), (64, 64), (128, 128), (256, 256)):
+            q = torch.randn(1, heads, rows, hd, dtype=torch.bfloat16)
+            kv = torch.randn(1, heads, ctx, hd, dtype=torch.bfloat16)
+            key = f"{heads}h{rows}x{ctx}"
+            cases[key] = (lambda q=q, kv=kv: F.scaled_dot_product_attention(q, kv, kv))
+            flops[key] = 4.0 * heads * rows * ctx * hd
+    with torch.inference_mode():
+        med = interleaved_medians(cases, rounds)
+    a = np.array([(1.0, flops[k]) for k in cases])
+    t = np.array([med[k] * 1e-3 for k in cases])
+    coef = _nonneg_relative_lstsq(a, t)
+    return coef[0] * 1e6, 1e-9 / max(coef[1], 1e-18)
+
+
+def bench_copy(rounds: int) -> float:
+    import torch
+
+    x = torch.randn(16 * 2**20, dtype=torch.bfloat16)  # 32 MiB
+    y = torch.empty_like(x)
+    med = interleaved_medians({"copy": lambda: y.copy_(x)}, rounds)["copy"]
+    return 2 * x.numel() * 2 / (med * 1e-3) / 1e9  # read + write
+
+
+def bench_framework(rounds: int, linear_op_us: float, attention_op_us: float) -> tuple[dict, dict]:
+    """Per-block and per-forward framework cost of each family and workload kind (µs), from tiny models."""
+    import torch
+
+    from search.models import build_from_config
+    from search.space.graph import graph_from_config
+
+    cases, shapes = {}, {}
+    for family, cfg in TINY.items():
+        kinds = ("encode",) if family == "bert" else ("prefill", "decode")
+        for blocks in (1, 3):
+            conf = dict(cfg, **{BLOCK_KEY[family]: blocks})
+            model = build_from_config(conf).to(torch.bfloat16)
+            graph = graph_from_config(conf)
+            for kind in kinds:
+                cases[(family, kind, blocks)] = runner(model, f"{kind}:16")
+                linears_per_block = sum(1 for layer in graph.layers if layer.block == 0)
+                shapes[(family, kind, blocks)] = (linears_per_block, len(graph.layers) - blocks * linears_per_block)
+    med = interleaved_medians(cases, rounds)
+    block_us, forward_us = {}, {}
+    for family, kind, blocks in cases:
+        if blocks != 1:
+            continue
+        per_block, outside = shapes[(family, kind, 1)]
+        slope = (med[(family, kind, 3)] - med[(family, kind, 1)]) / 2 * 1000
+        block = max(0.0, slope - per_block * linear_op_us - attention_op_us)
+        forward = max(0.0, med[(family, kind, 1)] * 1000 - slope - outside * linear_op_us)
+        block_us[f"{family}:{kind}"] = round(block, 2)
+        forward_us[f"{family}:{kind}"] = round(forward, 2)
+    return block_us, forward_us
+
+
+def bench_dequant(rounds: int) -> dict[int, float]:
+    """One-time cost (ns per weight) of rebuilding a 1024x1024 packed layer to bf16, by bits."""
+    import torch
+
+    from search.compress.modules import PackedLinear
+    from search.compress.packing import pack_bits
+    from search.memory import plan_storage
+    from search.recipe import LayerCompression
+
+    cases = {}
+    for bits in (8, 6, 5, 4, 3, 2):
+        plan = plan_storage(1024, 1024, False, LayerCompression(bits=bits, group_size=128))
+        codes = torch.randint(0, 2**bits, (plan.values,))
+        tensors = {"qweight": pack_bits(codes, bits),
+                   "scales": torch.rand(plan.rows, plan.groups).to(torch.float16),
+                   "zeros": torch.randint(0, 2**bits, (plan.rows, plan.groups)).to(torch.uint8)}
+        module = PackedLinear.build(plan, tensors)
+        cases[bits] = (lambda m=module: m.dense_weight(torch.bfloat16))
+    with torch.inference_mode():
+        med = interleaved_medians(cases, rounds, warmup=1)
+    return {bits: round(ms * 1e6 / (1024 * 1024), 3) for bits, ms in med.items()}
+
+
+def measure_host(threads: int = DEFAULT_THREADS, rounds: int = 21) -> DeviceProfile:
+    """A profile of this machine from micro-benchmarks (takes about a minute)."""
+    import torch
+
+    with pinned_threads(threads):
+        op_us, stream, gflops_by_rows, fit_err = bench_linear(rounds)
+        attn_op, attn_gflops = bench_attention(rounds)
+        copy = bench_copy(rounds)
+        block_us, forward_us = bench_framework(rounds, op_us, attn_op)
+        try:
+            dequant = bench_dequant(max(3, rounds // 3))
+        except ImportError:
+            dequant = {}
+    cpu = _cpu_name()
+    measured = MeasuredTables(
+        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), threads=threads, torch=torch.__version__,
+        clock="cpu" if threads == 1 else "wall", cpu=cpu, linear_op_us=round(op_us, 2),
+        linear_stream_gbs=round(stream, 2), linear_gflops_by_rows=gflops_by_rows,
+        linear_fit_error=round(fit_err, 3), attention_op_us=round(attn_op, 2),
+        attention_gflops=round(attn_gflops, 1), copy_gbs=round(copy, 2), block_us=block_us, forward_us=forward_us,
+        dequant_cached=True, dequant_ns_per_weight=dequant)
+    return DeviceProfile(
+        name="host", version=1,
+        description=f"this machine ({cpu}), PyTorch eager bf16 on {threads} pinned thread(s)",
+        kind="cpu", compute_unit=f"{cpu}, {threads} thread(s)",
+        runtime=f"PyTorch {torch.__version__} eager, bfloat16, devicefit PackedLinear (dequantized once, cached)",
+        peak_gflops={"bf16": max(gflops_by_rows.values())}, compute_dtype="bf16", quant_compute_dtype="bf16",
+        activation_bytes=2, bandwidth_gbs=round(copy, 2), memory_gb=round(_memory_gb(), 1),
+        # PackedLinear runs every layer as a dense bf16 F.linear once its weight is cached: no format or
+        # sparsity pattern makes a matrix product smaller on this runtime (rows of channel pruning are zeros)
+        weight_formats=(16,), sparsity={}, dequant_ops_per_weight=0.0, prefill_logits="last",
+        efficiency=Efficiency(compute=1.0, memory=1.0, overhead=1.0, dequant=1.0),
+        sources=(f"measured by search-cli profile on {platform.node() or 'this host'} "
+                 f"({measured.date}, {threads} thread(s))",),
+        notes=("linear: time = op + bf16 weight bytes / stream rate + FLOPs / peak, fitted to a grid of F.linear "
+               "timings; block/forward costs from tiny models of 1 and 3 blocks",
+               "quantized and sparse layers cost their one-time dequantization (dequant_ns_per_weight) on the "
+               "first forward only"),
+        measured=measured)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gb() -> float:
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                return int(line.split()[1]) / 1e6
+    except OSError:
+        pass
+    return 1.0
