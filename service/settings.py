@@ -71,7 +71,9 @@ class Settings:
     @property
     def optuna_storage(self) -> str:
         """Where workers write the trials: an absolute URL, since a worker runs in another directory."""
-        url = self.storage_url or self.database_url
+        from service.db import driver_url
+
+        url = driver_url(self.storage_url or self.database_url)
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
             url = prefix + str(Path(url[len(prefix):]).expanduser().resolve())
