@@ -125,3 +125,21 @@ def test_export_writes_a_model_that_loads_back_with_the_same_outputs(capsys, tmp
     with torch.no_grad():
         assert torch.equal(again.model(ids).logits, rebuilt(ids).logits)
     _refused(capsys, ["export", "--model", str(llama_config), "--out", str(out)], "is not empty")
+
+
+def test_export_a_candidate_of_a_saved_search(capsys, tmp_path, monkeypatch, llama_config):
+    from search.recipe import CompressionConfig
+    from search.results import write_front
+    from search.spec import SearchSpec
+
+    monkeypatch.setenv("DEVICEFIT_RESULTS", str(tmp_path / "results"))
+    spec = SearchSpec(model=str(llama_config), workload="decode:64", calib_samples=4, seq_len=32)
+    recipes = [CompressionConfig.uniform(bits=8, group_size=16), CompressionConfig.uniform(bits=3, group_size=16)]
+    write_front("saved", {"study": "saved", "spec": spec.model_dump(mode="json"),
+                          "front": [{"recipe": r.model_dump(mode="json"), "quality": {"kl": 0.1}} for r in recipes]})
+    out = tmp_path / "candidate1"
+    assert main(["export", "saved", "--candidate", "1", "--out", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model"] == str(llama_config) and info["recipe"]["layers"]["_default"]["bits"] == 3
+    assert json.loads((out / "recipe.json").read_text())["layers"]["_default"]["bits"] == 3
+    _refused(capsys, ["export", "saved", "--candidate", "5", "--out", str(tmp_path / "o")], "candidate 5")
