@@ -7,18 +7,46 @@ The relative Frobenius error is sqrt(sum of the dropped sigma^2 / sum of all sig
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import torch
 
 from search.compress.layer import WorkLayer
 from search.compress.registry import layer_transform
 from search.recipe import LayerCompression
 
+# A search applies many recipes to one model: the SVD of a weight does not depend on the rank asked
+# for, so it is cached, keyed by a hash of the weight's bytes (bounded in total elements).
+_SVD_CACHE: OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
+SVD_CACHE_ELEMENTS = 48_000_000
+_cached_elements = 0
+
+
+def svd(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Reduced SVD (U, S, Vh) of a float32 weight, cached by content."""
+    global _cached_elements
+    w = weight.detach().to(torch.float32).contiguous().cpu()
+    key = hashlib.blake2b(w.numpy().tobytes(), digest_size=20).digest() + repr(tuple(w.shape)).encode()
+    hit = _SVD_CACHE.get(key)
+    if hit is not None:
+        _SVD_CACHE.move_to_end(key)
+        return hit
+    result = torch.linalg.svd(w, full_matrices=False)
+    size = sum(t.numel() for t in result)
+    _SVD_CACHE[key] = result
+    _cached_elements += size
+    while _cached_elements > SVD_CACHE_ELEMENTS and len(_SVD_CACHE) > 1:
+        _, old = _SVD_CACHE.popitem(last=False)
+        _cached_elements -= sum(t.numel() for t in old)
+    return result
+
 
 def factorize(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(A [rank, in], B [out, rank]) in float32 with B @ A the best rank-`rank` approximation of weight."""
-    u, s, vh = torch.linalg.svd(weight.to(torch.float32), full_matrices=False)
+    u, s, vh = svd(weight)
     root = s[:rank].sqrt()
-    return root.unsqueeze(1) * vh[:rank], u[:, :rank] * root.unsqueeze(0)
+    return (root.unsqueeze(1) * vh[:rank]).to(weight.device), (u[:, :rank] * root.unsqueeze(0)).to(weight.device)
 
 
 def tail_energy_error(weight: torch.Tensor, rank: int) -> float:

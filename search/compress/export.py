@@ -1,0 +1,135 @@
+"""Save a compressed model to a directory and load it back.
+
+Directory layout (format version 1):
+  model.safetensors  the compressed model's state_dict as it is: packed uint8 codes and masks,
+                     float16 scales, uint8 zero points, bfloat16 values/biases/embeddings/norms
+  recipe.json        the CompressionConfig that built it
+  config.json        the ORIGINAL (uncompressed) model config
+  devicefit.json     format name and version, source reference, tied-tensor aliases, tokenizer kind
+  tokenizer files    when the source model had a tokenizer (tokenizer.save_pretrained)
+
+Loading rebuilds the original architecture from config.json (no weight
+initialisation), applies the recipe's *structure* (depth, width, low-rank, packed
+module types and shapes; no data) and loads the state strictly. The directory is
+written to a temporary sibling and renamed into place, so a crash never leaves a
+half-written export under the requested name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from search.errors import ModelError
+
+FORMAT = "devicefit-compressed"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+
+
+def export_compressed(loaded: Any, compressed_model: Any, recipe: Any, out_dir: str | Path) -> Path:
+    """Write the export directory atomically; returns its path. loaded: the LoadedModel it was made from."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and not _replaceable(out):
+        raise ModelError(f"output directory {str(out)!r} exists and is not a devicefit export; "
+                         "choose a new or empty directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        tensors, aliases = _unique_tensors(compressed_model.state_dict())
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        (tmp / "recipe.json").write_text(recipe.to_json(indent=2) + "\n")
+        loaded.model.config.to_json_file(str(tmp / "config.json"), use_diff=False)
+        tokenizer = "byte"
+        if hasattr(loaded.tokenizer, "save_pretrained"):
+            loaded.tokenizer.save_pretrained(str(tmp))
+            tokenizer = "saved"
+        meta = {"format": FORMAT, "version": FORMAT_VERSION, "source": loaded.ref, "aliases": aliases,
+                "tokenizer": tokenizer, "summary": recipe.summary()}
+        (tmp / "devicefit.json").write_text(json.dumps(meta, indent=2) + "\n")
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _replaceable(path: Path) -> bool:
+    return path.is_dir() and (not any(path.iterdir()) or (path / "devicefit.json").is_file())
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.rename(out, old)
+    os.rename(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _unique_tensors(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """safetensors refuses shared storage: keep the first name, record the rest (e.g. a tied lm_head) as aliases."""
+    first: dict[tuple[int, int, tuple[int, ...]], str] = {}
+    tensors: dict[str, Any] = {}
+    aliases: dict[str, str] = {}
+    for name, t in state.items():
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        if key in first:
+            aliases[name] = first[key]
+            continue
+        first[key] = name
+        tensors[name] = t.detach().contiguous()
+    return tensors, aliases
+
+
+def load_compressed(directory: str | Path) -> Any:
+    """LoadedModel of a devicefit export (graph = the original model's graph)."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig
+    from transformers.initialization import no_init_weights
+
+    from search.compress.apply import apply
+    from search.models import LoadedModel, _class_kwargs, _model_class, load_tokenizer, quiet_transformers
+    from search.recipe import parse_recipe
+    from search.space.graph import graph_from_config
+
+    path = Path(directory)
+    meta = _read_json(path / "devicefit.json")
+    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+        raise ModelError(f"{str(path)!r} is not a devicefit export of format version {FORMAT_VERSION}")
+    config = _read_json(path / "config.json")
+    recipe = parse_recipe((path / "recipe.json").read_text())
+    graph = graph_from_config(config)
+    quiet_transformers()
+    cfg = AutoConfig.for_model(**config)
+    with no_init_weights():  # every tensor is loaded below
+        skeleton = _model_class(cfg.model_type)(cfg, **_class_kwargs(cfg.model_type)).eval()
+    model = apply(skeleton, recipe, structure_only=True, graph=graph)
+    del skeleton
+    state = load_file(str(path / WEIGHTS))
+    for alias, target in meta.get("aliases", {}).items():
+        state[alias] = state[target]
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"{str(path)!r} does not match its recipe: {str(exc).splitlines()[0]}") from None
+    torch.set_grad_enabled(torch.is_grad_enabled())
+    tokenizer = load_tokenizer(path, config)
+    return LoadedModel(ref=str(path), model=model.eval(), tokenizer=tokenizer, graph=graph, source_dir=path)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ModelError(f"export is missing {path.name} in {str(path.parent)!r}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{str(path)!r} is not valid JSON: {exc}") from None
