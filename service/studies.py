@@ -64,6 +64,8 @@ class Studies:
         view = StudyView(progress=progress_of(0, spec.trials), metric=metric[0], higher_is_better=metric[1] == "max")
         if trials is not None:
             fill_view(view, trials, spec, metric)
+        if job.status in FINISHED:  # trials a cancelled search left open will never finish
+            view.progress.running = 0
         return view
 
     def _trials(self, job: Job) -> list[Any] | None:

@@ -30,3 +30,65 @@ def client(settings):
 
 TINY = {"model": "demo:minilm", "device": "rpi5", "workload": "encode:128", "budget": {"max_latency": "200ms"},
         "trials": 6}
+
+
+# ---- a real Celery worker on a private Redis database --------------------------------------------
+
+REDIS_URL = "redis://127.0.0.1:6379/13"  # DB 13: apart from other helpers' tests (they use 0 or their own)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def redis_or_skip() -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception:  # noqa: BLE001 - no server: the test cannot run here
+        pytest.skip(f"Redis is not answering at {REDIS_URL} (scripts/test-env.sh starts it)")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(tmp_path_factory):
+    """`search-cli worker` as a subprocess on REDIS_URL (queues general + searches, 2 processes)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import redis
+
+    redis_or_skip()
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    tmp = tmp_path_factory.mktemp("worker")
+    log = open(tmp / "worker.log", "w")  # noqa: SIM115 - closed at teardown
+    env = dict(os.environ, DEVICEFIT_RESULTS=str(tmp / "results"), PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "search.cli.main", "worker", "--broker", REDIS_URL,
+                             "--concurrency", "2", "--threads", "1", "--loglevel", "info"],
+                            cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while "ready." not in (tmp / "worker.log").read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the Celery worker did not start:\n" + (tmp / "worker.log").read_text()[-3000:])
+        time.sleep(0.3)
+    yield {"broker": REDIS_URL, "log": tmp / "worker.log"}
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def wait_for(client, job_id: str, until, timeout: float = 240.0) -> dict:
+    """Poll GET /search/{id} until `until(detail)` holds; fails with the last detail on timeout."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    detail = {}
+    while time.monotonic() < deadline:
+        detail = client.get(f"/search/{job_id}").json()
+        if until(detail):
+            return detail
+        time.sleep(1.0)
+    pytest.fail(f"search {job_id} did not get there in {timeout:.0f}s; last: {detail}")
