@@ -70,7 +70,7 @@ def cache_root() -> Path:
 
 def tinylm_path(recipe: TinyLMRecipe = DEFAULT_RECIPE, root: Path | None = None) -> Path:
     root = cache_root() if root is None else Path(root)
-    return root / "tinylm" if recipe == DEFAULT_RECIPE else root / f"tinylm-{recipe.key()}"
+    return root / "tinylm" if recipe.key() == DEFAULT_RECIPE.key() else root / f"tinylm-{recipe.key()}"
 
 
 def is_built(path: Path) -> bool:

@@ -3,20 +3,11 @@ training (qat.py), the seeds' thin wrappers (Distiller, Quantizer) and recover()
 search's last stage. Nothing here imports torch at module import time.
 """
 
+# imported eagerly so the names stay the functions/classes (a lazily imported submodule
+# called "recover" would otherwise replace the package attribute of the same name)
 from search.recovery.budget import RecoveryBudget, parse_budget
 from search.recovery.distill import Distiller, TrainReport
+from search.recovery.quantizer import Quantizer
+from search.recovery.recover import recover
 
-__all__ = ["Distiller", "RecoveryBudget", "TrainReport", "parse_budget", "Quantizer", "recover"]
-
-
-def __getattr__(name: str):
-    # Quantizer and recover pull in the compression modules; load them on first use
-    if name == "Quantizer":
-        from search.recovery.quantizer import Quantizer
-
-        return Quantizer
-    if name == "recover":
-        from search.recovery.recover import recover
-
-        return recover
-    raise AttributeError(name)
+__all__ = ["Distiller", "Quantizer", "RecoveryBudget", "TrainReport", "parse_budget", "recover"]
