@@ -1,0 +1,100 @@
+import pytest
+import torch
+
+from search.compress import apply
+from search.recipe import CompressionConfig as C
+from search.space.graph import graph_from_config
+from tests.compress.helpers import outputs, tiny_model, token_batch
+from tests.conftest import tiny_config
+
+FAMILIES = ["llama", "qwen2", "gpt2", "bert"]
+
+
+def _layer_shapes(model):
+    return {n: (m.in_features, m.out_features) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("mlp,heads", [(0.5, 0.5), (0.3, 1.0), (1.0, 0.25)])
+def test_removes_exactly_the_requested_neurons_and_heads(family, mlp, heads):
+    model = tiny_model(family)
+    graph = graph_from_config(tiny_config(family))
+    recipe = C.uniform(width=mlp, heads=heads)
+    sliced = apply(model, recipe, calibration=token_batch(4, 16))
+    shapes = _layer_shapes(sliced)
+    for layer in graph.layers:
+        if layer.role != "lm_head":
+            assert shapes[layer.name] == graph.sliced_shape(layer, recipe.width), layer.name
+    assert graph.kept_neurons(mlp) == round(mlp * graph.intermediate_size)
+    out = outputs(sliced, token_batch())
+    assert out.shape == outputs(model, token_batch()).shape and torch.isfinite(out).all()
+
+
+def test_gqa_keeps_whole_key_value_groups():
+    model = tiny_model("llama")  # 4 query heads, 2 kv heads of 16
+    sliced = apply(model, C.uniform(heads=0.5))
+    attn = sliced.model.layers[0].self_attn
+    assert (attn.q_proj.out_features, attn.k_proj.out_features, attn.o_proj.in_features) == (32, 16, 32)
+    assert (sliced.config.num_attention_heads, sliced.config.num_key_value_heads) == (2, 1)
+
+
+def _zero_some_channels(model, family):
+    """Zero the weights of five MLP neurons and of key/value group 1 (its query heads too) in every block."""
+    graph = graph_from_config(tiny_config(family))
+    hd, per_group = graph.head_dim, graph.num_heads // graph.num_kv_heads
+    neurons = torch.tensor([1, 5, 9, 10, 11])
+    q_rows = torch.arange(per_group * hd) + per_group * hd  # query heads of kv group 1
+    kv_rows = torch.arange(hd) + hd
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            role = next((layer.role for layer in graph.layers if layer.name == name), None)
+            w = module.weight if role else None
+            conv = type(module).__name__ == "Conv1D"
+            if w is not None and conv:
+                w = w.T  # a view: writes go to the Conv1D weight
+            if role in ("gate", "up", "fc1"):
+                w[neurons] = 0
+                if module.bias is not None:
+                    module.bias[neurons] = 0
+            elif role in ("down", "fc2"):
+                w[:, neurons] = 0
+            elif role in ("q", "k", "v"):
+                rows = q_rows if role == "q" else kv_rows
+                w[rows] = 0
+                if module.bias is not None:
+                    module.bias[rows] = 0
+            elif role == "qkv":
+                width = graph.num_heads * hd
+                for part in range(3):
+                    w[part * width + q_rows] = 0
+                    module.bias[part * width + q_rows] = 0
+            elif role == "o":
+                w[:, q_rows] = 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_zero_weight_channels_prune_to_identical_outputs(family, calibrated):
+    model = tiny_model(family)
+    _zero_some_channels(model, family)
+    graph = graph_from_config(tiny_config(family))
+    mlp = 1 - 5 / graph.intermediate_size  # removes exactly the 5 zeroed neurons
+    heads = 1 - 1 / graph.num_kv_heads  # removes exactly the zeroed key/value group
+    recipe = C.uniform(width=mlp, heads=heads)
+    full = apply(model, C.uniform(), dtype=torch.float32)
+    sliced = apply(model, recipe, calibration=token_batch(4, 16) if calibrated else None, dtype=torch.float32)
+    assert graph.kept_neurons(mlp) == graph.intermediate_size - 5
+    assert graph.kept_kv_heads(heads) == graph.num_kv_heads - 1
+    ids = token_batch()
+    torch.testing.assert_close(outputs(sliced, ids), outputs(full, ids), rtol=1e-5, atol=1e-5)
+    assert sum(p.numel() for p in sliced.parameters()) < sum(p.numel() for p in full.parameters())
+
+
+def test_sliced_model_runs_with_kv_cache():
+    model = tiny_model("llama")
+    sliced = apply(model, C.uniform(width=0.5, heads=0.5, keep_blocks=(1, 3)))
+    ids = token_batch(1, 8)
+    with torch.no_grad():
+        out = sliced(input_ids=ids, use_cache=True)
+        step = sliced(input_ids=ids[:, -1:], past_key_values=out.past_key_values, use_cache=True)
+    assert step.logits.shape == (1, 1, 384)
