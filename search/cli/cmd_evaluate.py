@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_recipe_args(p)
     add_data_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object: quality, memory_bytes, recipe")
+    p.add_argument("--recover", metavar="BUDGET",
+                   help="recovery training (distillation / QAT) before scoring, e.g. 100steps or 30s")
     p.set_defaults(func=run)
 
 
@@ -40,10 +42,19 @@ def run(args: argparse.Namespace) -> int:
     graph = load_graph(args.model)
     recipe = recipe_from_args(args, graph)  # bad input fails before the weights load
     check_sizes(graph, args.samples, args.seq_len)
+    if getattr(args, "recover", None):
+        from search.recovery.budget import parse_budget
+
+        parse_budget(args.recover)  # a bad budget fails before the weights load
     text = read_text_file(args.calibration) if args.calibration else None
     loaded = load_model(args.model)
     result = evaluate_recipe(loaded, recipe, text=text, samples=args.samples, seq_len=args.seq_len,
                              progress=True)
+    if getattr(args, "recover", None):
+        from search.recovery.stage import recover_evaluation
+
+        result = recover_evaluation(loaded, result, args.recover, text=text, samples=args.samples,
+                                    seq_len=args.seq_len)
     if args.json:
         print(json.dumps(result.as_json()))
         return 0
@@ -51,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
     metrics = "  ".join(f"{name} {value:.6g}" for name, value in result.quality.items())
     print(f"model    {args.model} ({loaded.graph.family}, {loaded.graph.num_blocks} blocks)")
     print(f"recipe   {recipe.summary()}")
+    if getattr(result, "quality_before", None) is not None:
+        before = "  ".join(f"{name} {value:.6g}" for name, value in result.quality_before.items())
+        print(f"before   {before}  (recovery: {result.recovery.get('steps')} steps in "
+              f"{result.recovery.get('seconds')}s, kept the {result.recovery.get('kept')} model)")
     print(f"quality  {metrics}")
     print(f"memory   {result.memory_bytes / 1e6:.2f} MB ({result.memory_bytes:,} bytes; "
           f"{original / max(1, result.memory_bytes):.2f}x smaller than the 16-bit model's {original / 1e6:.2f} MB)")

@@ -66,7 +66,8 @@ def training_batches(teacher: LoadedModel, seq_len: int, rows: int = DEFAULT_TRA
 def recover(teacher: LoadedModel, compressed_model: Any, recipe: CompressionConfig | None = None,
             batches: torch.Tensor | None = None, budget: str | RecoveryBudget = "200steps", *,
             evaluator: Any = None, settings: RecoverySettings | None = None, keep_best: bool = True,
-            progress: bool = False, seed: int = 0) -> tuple[Any, dict[str, float], dict[str, float]]:
+            progress: bool = False, seed: int = 0,
+            details: dict[str, Any] | None = None) -> tuple[Any, dict[str, float], dict[str, float]]:
     """(recovered model, metrics before, metrics after). The input model is left untouched.
 
     teacher: the original LoadedModel; compressed_model: search.compress.apply's output;
@@ -74,6 +75,8 @@ def recover(teacher: LoadedModel, compressed_model: Any, recipe: CompressionConf
     evaluator: a QualityEvaluator on held-out text (default: 16 rows of the eval part).
     With keep_best, a run that made the primary metric worse returns the model as it was
     (and its metrics as "after"), so recovery never costs quality.
+    details, when given, is filled with what the run did: steps, seconds, kept ("recovered" or "original"),
+    and the metrics the trained model reached even when it was not kept.
     """
     import torch
 
@@ -104,6 +107,9 @@ def recover(teacher: LoadedModel, compressed_model: Any, recipe: CompressionConf
     worse = after[name] > before[name] if direction == "min" else after[name] < before[name]
     log.info("recovery %s: %d steps in %.1fs, %s %.4g -> %.4g", limit, report.steps, report.seconds, name,
              before[name], after[name])
+    if details is not None:
+        details.update(steps=report.steps, seconds=round(report.seconds, 2), budget=str(limit),
+                       kept="original" if keep_best and worse else "recovered", trained=after)
     if keep_best and worse:
         return compressed_model, before, dict(before)
     return recovered, before, after
