@@ -7,6 +7,7 @@ parent process never imports torch (see worker_init.py).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -46,8 +47,8 @@ def evaluate_candidate(self, task: dict[str, Any], scope: str | None = None,
 def run_search_task(self, spec: dict[str, Any], max_in_flight: int | None = None) -> dict[str, Any]:
     """Run a whole search whose candidates are evaluated by other Celery workers.
 
-    A redelivered copy (its worker died) resumes the same Optuna study: the
-    spec's study name and storage identify it.
+    A redelivered copy (its worker died) resumes the study when the spec names
+    it (study_name): the finished trials are kept, the lost ones re-run.
     """
     from search.engine import run_search
     from search.spec import parse_spec
@@ -55,19 +56,22 @@ def run_search_task(self, spec: dict[str, Any], max_in_flight: int | None = None
 
     search_spec = parse_spec(spec)
 
-    def progress(*args: Any, **kwargs: Any) -> None:
-        self.update_state(state="PROGRESS", meta={"args": [str(a) for a in args]})
+    def progress(p: Any) -> None:  # engine.SearchProgress after every finished trial
+        self.update_state(state="PROGRESS", meta=dataclasses.asdict(p))
 
     executor = CeleryExecutor(self.app.conf.broker_url, max_in_flight=max_in_flight)
     try:
-        result = run_search(search_spec, executor=executor, progress=progress)
+        result = run_search(search_spec, executor=executor, progress=progress, resume=_study_exists(search_spec))
     finally:
         executor.shutdown()
-    return _summary(result)
+    return result.to_json()
 
 
-def _summary(result: Any) -> dict[str, Any]:
-    dump = getattr(result, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    return {"result": str(result)}
+def _study_exists(spec: Any) -> bool:
+    if not spec.study_name:
+        return False
+    import optuna
+
+    from search.study import make_storage, storage_url
+
+    return spec.study_name in optuna.get_all_study_names(make_storage(storage_url(spec)))

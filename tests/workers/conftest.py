@@ -88,12 +88,13 @@ def redis_db(redis_server):
 class Worker:
     """One `search-cli worker` process (its own process group, so a SIGKILL takes its children too)."""
 
-    def __init__(self, broker: str, name: str, logdir: Path, concurrency: int = 1, extra_env=None):
+    def __init__(self, broker: str, name: str, logdir: Path, concurrency: int = 1, queues: str = "general",
+                 extra_env=None):
         self.name = f"{name}@{socket.gethostname()}"
         self.log = logdir / f"{name}.log"
         env = dict(os.environ, **FAST_ENV, **(extra_env or {}), PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "search.cli.main", "worker", "--broker", broker, "--queues", "general",
+            [sys.executable, "-m", "search.cli.main", "worker", "--broker", broker, "--queues", queues,
              "--concurrency", str(concurrency), "--threads", "1", "--name", self.name, "--loglevel", "info"],
             cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -19,7 +19,7 @@ from search.spec import Budget, SearchSpace, SearchSpec
 from workers.executor import CeleryExecutor
 
 pytestmark = pytest.mark.integration
-TRIALS = 6
+TRIALS = 4
 SEARCH_TIMEOUT_S = 240
 
 
@@ -118,3 +118,21 @@ def test_search_survives_redis_restart(start_workers, redis_server, redis_db, ti
         result = search.result(timeout=SEARCH_TIMEOUT_S)
         assert ex.stats["redis_data_lost"] >= 1
     assert_exactly_n_finished(spec, result)
+
+
+@pytest.mark.slow
+def test_whole_search_runs_as_a_task(start_workers, redis_db, tiny_llama_ref, tmp_path):
+    """devicefit.run_search on one worker process; its candidates on the other (the service's path)."""
+    from workers.celery_app import make_app
+
+    start_workers(1, concurrency=2, queues="general,searches", extra_env={"DEVICEFIT_RESULTS": str(tmp_path)})
+    spec = small_spec(tiny_llama_ref, tmp_path, trials=3).model_copy(update={"study_name": "as-a-task"})
+    app = make_app(redis_db)
+    try:
+        summary = app.send_task("devicefit.run_search", kwargs={"spec": spec.model_dump(mode="json")},
+                                queue="devicefit.searches").get(timeout=SEARCH_TIMEOUT_S)
+    finally:
+        app.close()
+    assert summary["study"] == "as-a-task" and summary["trials"] == 3 and summary["front"]
+    numbers, states = trial_states(spec, "as-a-task")
+    assert [s for s in states if s != "WAITING"] == ["COMPLETE"] * 3
