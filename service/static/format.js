@@ -10,9 +10,15 @@ DF.bytes = function (n) {
   return (i === 0 ? v.toFixed(0) : v.toPrecision(3)) + " " + units[i];
 };
 
+// `digits` significant digits, trailing zeros after the point dropped; large values as plain integers
 DF.num = function (x, digits) {
-  if (x === null || x === undefined || Number.isNaN(x)) return "–";
-  return Number(x).toPrecision(digits || 4).replace(/\.?0+(e|$)/, "$1");
+  if (x === null || x === undefined || Number.isNaN(Number(x))) return "–";
+  x = Number(x);
+  digits = digits || 4;
+  if (Math.abs(x) >= Math.pow(10, digits)) return String(Math.round(x));
+  let s = x.toPrecision(digits);
+  if (s.includes(".") && !s.includes("e")) s = s.replace(/0+$/, "").replace(/\.$/, "");
+  return s;
 };
 
 // five stops of viridis (https://bids.github.io/colormap/), linearly interpolated

@@ -11,7 +11,7 @@
   const table = DF.sortableTable(document.getElementById("front-table"), c => {
     const tr = DF.el("tr", { "data-k": c.k });
     const link = DF.el("a", { href: "/searches/" + detail.id + "/candidates/" + c.k }, "#" + c.k);
-    const cells = [link, c.summary, DF.num(c.value, 4), DF.num(c.latency_ms, 3), DF.bytes(c.memory_bytes),
+    const cells = [link, c.summary, DF.num(c.value, 5), DF.num(c.latency_ms, 3), DF.bytes(c.memory_bytes),
                    c.feasible ? "yes" : "no"];
     for (const v of cells) { const td = DF.el("td"); if (v instanceof Node) td.appendChild(v); else td.textContent = v; tr.appendChild(td); }
     tr.children[1].className = "wrap";

@@ -1,0 +1,133 @@
+"""The web page in a real browser (Playwright + Debian's Chromium, headless), against the service
+served by `search-cli serve` and a real Celery worker: start a search from the form, watch it
+finish, see the front plotted, open a candidate and download it. Screenshots go to docs/screenshots/."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.service.conftest import REPO
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = REPO / "docs" / "screenshots"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(celery_worker, tmp_path_factory):
+    """`search-cli serve` on a free port, its own SQLite database, the test worker's broker."""
+    tmp = tmp_path_factory.mktemp("serve")
+    port = _free_port()
+    env = dict(os.environ, DEVICEFIT_ARTIFACT_DIR=str(tmp / "artifacts"), PYTHONPATH=str(REPO))
+    env.pop("DEVICEFIT_API_TOKEN", None)
+    log = open(tmp / "serve.log", "w")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen([sys.executable, "-m", "search.cli.main", "serve", "--port", str(port),
+                             "--database-url", f"sqlite:///{tmp / 'jobs.db'}", "--broker", celery_worker["broker"],
+                             "--log-level", "warning"], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("search-cli serve did not start:\n" + (tmp / "serve.log").read_text()[-3000:])
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/test-env.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 900})
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def test_start_a_search_from_the_form_watch_it_and_download_a_candidate(served, page, tmp_path):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    external = []
+    page.on("request", lambda r: None if r.url.startswith(served) else external.append(r.url))
+
+    response = page.goto(served + "/new")
+    assert response is not None and response.ok, (response and response.status, page.content()[:2000])
+    page.fill("#model", "demo:minilm")
+    page.select_option("#device", "rpi5")
+    page.fill("#max_latency", "200ms")
+    page.fill("#trials", "6")
+    page.fill("#calib_samples", "2")
+    page.fill("#seq_len", "32")
+    page.screenshot(path=str(SHOTS / "new-search.png"), full_page=True)
+    page.click("#submit")
+    page.wait_for_url("**/searches/*", timeout=30_000)
+    search_id = page.url.rstrip("/").split("/")[-1]
+
+    page.wait_for_function("document.getElementById('status').textContent.trim() === 'running'", timeout=120_000)
+    page.wait_for_function("document.getElementById('status').textContent.trim() === 'done'", timeout=300_000)
+    page.wait_for_function("document.querySelectorAll('#front-plot circle.point').length >= 3", timeout=10_000)
+    points = page.locator("#front-plot circle.point")
+    assert points.count() >= 3
+    assert page.locator("#front-plot line.budget").count() == 1  # the 200 ms budget line
+    assert page.locator("#progress-text").inner_text().startswith("6 / 6")
+
+    points.last.hover()  # drawn last, so on top of any point it overlaps
+    tooltip = page.locator("#tooltip")
+    tooltip.wait_for(state="visible")
+    assert "ms" in tooltip.inner_text() and "#" in tooltip.inner_text()
+    page.screenshot(path=str(SHOTS / "search-front.png"), full_page=True)
+
+    # the table sorts by latency when its header is clicked
+    page.click("#front-table th[data-key=latency_ms]")
+    latencies = [float(t) for t in page.locator("#front-table tbody tr td:nth-child(4)").all_inner_texts()]
+    assert latencies == sorted(latencies)
+
+    page.click("#front-table tbody tr:first-child a")
+    page.wait_for_url(f"**/searches/{search_id}/candidates/*")
+    assert page.locator("#heatmap .cell[data-layer]").count() == 36  # MiniLM: 6 blocks x 6 linear layers
+    assert page.locator("#latency-bars .bar-row").count() >= 2
+    page.select_option("#heat-key", "latency_ms")
+    page.screenshot(path=str(SHOTS / "candidate.png"), full_page=True)
+
+    with page.expect_download(timeout=240_000) as info:
+        page.click("#download")
+    target = tmp_path / info.value.suggested_filename
+    info.value.save_as(target)
+    assert target.name.endswith(".tar.gz")
+    with tarfile.open(target) as tar:
+        names = tar.getnames()
+    assert any(n.endswith("recipe.json") for n in names) and any(n.endswith(".safetensors") for n in names)
+
+    page.goto(served + "/")
+    assert page.locator(f'[data-status-of="{search_id}"]').inner_text() == "done"
+    page.screenshot(path=str(SHOTS / "searches.png"), full_page=True)
+    assert external == []  # no CDN: every script and style came from the app
