@@ -161,7 +161,7 @@ def train_tinylm(recipe: TinyLMRecipe, *, progress: bool = True):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
         return model.eval(), losses
     finally:
@@ -171,7 +171,7 @@ def train_tinylm(recipe: TinyLMRecipe, *, progress: bool = True):
 def small_recipe(**overrides) -> TinyLMRecipe:
     """A much smaller variant for tests (seconds to build)."""
     base = TinyLMRecipe(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128,
-                        steps=30, batch_size=8, seq_len=64, lr=3e-3)
+                        steps=30, batch_size=8, seq_len=64, lr=3e-3, threads=1)
     return replace(base, **overrides)
 
 
