@@ -96,14 +96,19 @@ def test_evaluate_json_schema_for_a_causal_lm(capsys, llama_config):
     assert data["recipe"]["layers"]["_default"]["bits"] == 4
 
 
-def test_evaluate_encoder_prints_cosine_and_memory(capsys):
-    assert main(["evaluate", "--model", "demo:minilm", "--bits", "8", "--samples", "4", "--seq-len", "64",
+def test_evaluate_json_for_an_encoder(capsys):
+    assert main(["evaluate", "--model", "demo:minilm", "--bits", "8", "--samples", "2", "--seq-len", "32",
                  "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert set(data["quality"]) == {"cosine"} and 0.99 < data["quality"]["cosine"] <= 1.0 + 1e-6
-    assert main(["evaluate", "--model", "demo:minilm", "--bits", "8", "--samples", "4", "--seq-len", "64"]) == 0
-    text = capsys.readouterr().out
-    assert "quality  cosine 0.99" in text and "memory " in text
+
+
+def test_evaluate_prints_a_readable_summary(capsys, llama_config):
+    assert main(["evaluate", "--model", str(llama_config), "--bits", "8", "--group-size", "16",
+                 "--samples", "2", "--seq-len", "32"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["model", "recipe", "quality", "memory"]
+    assert lines[2].split()[1::2] == ["kl", "perplexity"] and "8b/g16" in lines[1]
 
 
 def test_export_writes_a_model_that_loads_back_with_the_same_outputs(capsys, tmp_path, llama_config):

@@ -70,7 +70,7 @@ def test_quality_falls_as_noise_grows(tiny_llama, llama_batches, minilm):
     ev = QualityEvaluator(tiny_llama, llama_batches)
     kls = [ev.evaluate(_noisy(tiny_llama.model, s))["kl"] for s in (0.05, 0.2, 0.8)]
     assert kls[0] < kls[1] < kls[2]
-    enc = QualityEvaluator(minilm, calibration_batches(minilm.tokenizer, split="eval", n=4, seq_len=64))
+    enc = QualityEvaluator(minilm, calibration_batches(minilm.tokenizer, split="eval", n=2, seq_len=32))
     assert enc.evaluate(minilm.model)["cosine"] == pytest.approx(1.0, abs=1e-6)
     cos = [enc.evaluate(_noisy(minilm.model, s))["cosine"] for s in (0.05, 0.5)]
     assert 1.0 > cos[0] > cos[1]
