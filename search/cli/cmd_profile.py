@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     Path(args.out).write_text(profile.to_yaml())
     m = profile.measured
     print(f"wrote {args.out}: {profile.compute_unit}")
-    print(f"  linear: {m.linear_op_us:.1f} us/op, weights streamed at {m.linear_stream_gbs:.1f} GB/s, "
-          f"bf16 GFLOP/s by rows {m.linear_gflops_by_rows} (fit error {m.linear_fit_error:.0%})")
+    print(f"  linear: us/op by rows {m.linear_op_us_by_rows}; bf16 GFLOP/s by rows {m.linear_gflops_by_rows} "
+          f"(fit error {m.linear_fit_error:.0%}); one-row weight stream {m.linear_stream_gbs:.1f} GB/s")
     print(f"  attention {m.attention_gflops:.0f} GFLOP/s, copy {m.copy_gbs:.1f} GB/s")
     return 0

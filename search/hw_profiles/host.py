@@ -25,8 +25,9 @@ import numpy as np
 from search.hw_profiles.measure import DEFAULT_THREADS, pinned_threads, runner, time_ms
 from search.hw_profiles.profile import DeviceProfile, Efficiency, MeasuredTables
 
-LINEAR_SHAPES = ((256, 256), (384, 1536), (1536, 384), (768, 768), (768, 2048), (2048, 768), (1024, 1024))
-LINEAR_ROWS = (1, 8, 32, 128, 512)
+LINEAR_SHAPES = ((384, 96), (96, 384), (384, 384), (384, 1536), (1536, 384), (768, 192), (768, 768),
+                 (768, 2048), (2048, 768), (1024, 1024), (768, 8192))
+LINEAR_ROWS = (1, 4, 16, 64, 128, 256, 512)
 # tiny models of each family: their time is framework overhead, not arithmetic
 TINY = {
     "llama": dict(model_type="llama", hidden_size=64, intermediate_size=128, num_attention_heads=4,
@@ -53,11 +54,12 @@ def interleaved_medians(cases: dict, rounds: int, warmup: int = 2, clock: str = 
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def bench_linear(rounds: int) -> tuple[float, float, dict[int, float], float]:
-    """(op_us, stream GB/s, GFLOP/s by rows, median relative error) of bf16 F.linear.
+def bench_linear(rounds: int) -> tuple[dict[int, float], dict[int, float], float]:
+    """(op_us by rows, GFLOP/s by rows, median relative error) of bf16 F.linear.
 
-    One-row products fit op + weight bytes / stream; for more rows each shape gives
-    flops / (t - op) where arithmetic dominates, and the median over shapes is kept.
+    For a fixed number of rows m both the arithmetic and the weight traffic of a
+    product grow with its weight count k*n, so each m is fitted on its own as
+    t = op(m) + k*n * cost(m) over a range of shapes; GFLOP/s(m) = 2m / cost(m).
     """
     import torch
     import torch.nn.functional as F
@@ -70,22 +72,18 @@ def bench_linear(rounds: int) -> tuple[float, float, dict[int, float], float]:
             cases[(m, k, n)] = (lambda x=x, w=w: F.linear(x, w))
     with torch.inference_mode():
         med = {key: ms * 1e-3 for key, ms in interleaved_medians(cases, rounds).items()}
-    ones = [(k, n) for k, n in LINEAR_SHAPES]
-    a = np.array([(1.0, 2.0 * k * n) for k, n in ones])
-    t = np.array([med[(1, k, n)] for k, n in ones])
-    op, per_byte = _nonneg_relative_lstsq(a, t)
-    stream = 1.0 / max(per_byte, 1e-15)
-    gflops = {}
+    op_us, gflops, errors = {}, {}, []
+    floor = 0.0
     for m in LINEAR_ROWS:
-        rates = [2.0 * m * k * n / max(med[(m, k, n)] - op, 1e-7) for k, n in LINEAR_SHAPES
-                 if med[(m, k, n)] - op > 1.2 * 2.0 * k * n / stream]
-        gflops[m] = float(np.median(rates)) / 1e9 if rates else None
-    known = {m: g for m, g in gflops.items() if g}
-    for m in LINEAR_ROWS:  # rows where streaming always dominated: arithmetic at least as fast as the next size
-        gflops[m] = gflops[m] or min(known.values(), default=1.0) * m / min(known, default=m)
-    errors = [abs((op + max(2.0 * k * n / stream, 2.0 * m * k * n / (gflops[m] * 1e9))) / med[(m, k, n)] - 1)
-              for m, k, n in med]
-    return op * 1e6, stream / 1e9, {m: round(g, 1) for m, g in gflops.items()}, float(np.median(errors))
+        a = np.array([(1.0, float(k * n)) for k, n in LINEAR_SHAPES])
+        t = np.array([med[(m, k, n)] for k, n in LINEAR_SHAPES])
+        op, per_weight = _nonneg_relative_lstsq(a, t)
+        per_weight = max(per_weight, floor)  # more rows never stream the weights faster
+        floor = per_weight
+        errors += list(np.abs((op + a[:, 1] * per_weight) / t - 1))
+        op_us[m] = round(float(op) * 1e6, 2)
+        gflops[m] = round(2.0 * m / per_weight / 1e9, 2)
+    return op_us, gflops, float(np.median(errors))
 
 
 def _nonneg_relative_lstsq(a: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -190,7 +188,8 @@ def measure_host(threads: int = DEFAULT_THREADS, rounds: int = 21) -> DeviceProf
     import torch
 
     with pinned_threads(threads):
-        op_us, stream, gflops_by_rows, fit_err = bench_linear(rounds)
+        op_by_rows, gflops_by_rows, fit_err = bench_linear(rounds)
+        op_us = op_by_rows[min(op_by_rows)]
         attn_op, attn_gflops = bench_attention(rounds)
         copy = bench_copy(rounds)
         block_us, forward_us = bench_framework(rounds, op_us, attn_op)
@@ -201,8 +200,8 @@ def measure_host(threads: int = DEFAULT_THREADS, rounds: int = 21) -> DeviceProf
     cpu = _cpu_name()
     measured = MeasuredTables(
         date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), threads=threads, torch=torch.__version__,
-        clock="cpu" if threads == 1 else "wall", cpu=cpu, linear_op_us=round(op_us, 2),
-        linear_stream_gbs=round(stream, 2), linear_gflops_by_rows=gflops_by_rows,
+        clock="cpu" if threads == 1 else "wall", cpu=cpu, linear_op_us_by_rows=op_by_rows,
+        linear_gflops_by_rows=gflops_by_rows,
         linear_fit_error=round(fit_err, 3), attention_op_us=round(attn_op, 2),
         attention_gflops=round(attn_gflops, 1), copy_gbs=round(copy, 2), block_us=block_us, forward_us=forward_us,
         dequant_cached=True, dequant_ns_per_weight=dequant)

@@ -108,12 +108,17 @@ class _Costs:
         eff = profile.efficiency
         measured = profile.measured
         self.bandwidth = (measured.copy_gbs if measured else profile.bandwidth_gbs * eff.memory) * 1e9
-        self.op_s = (measured.linear_op_us if measured else profile.overheads.op_us) * 1e-6 * eff.overhead
         # rows each matrix product sees: every token in encode/prefill, one per sequence in decode
         self.rows = workload.batch * (1 if workload.kind == "decode" else workload.tokens)
         self.act = profile.activation_bytes
 
     # ---- throughput ----------------------------------------------------------
+    def op_s(self, rows: int) -> float:
+        """Fixed cost of one matrix product of `rows` rows (launch, dispatch)."""
+        measured = self.p.measured
+        us = _interp_log(measured.linear_op_us_by_rows, rows) if measured else self.p.overheads.op_us
+        return us * 1e-6 * self.p.efficiency.overhead
+
     def linear_flops_per_s(self, rows: int, quantized: bool) -> float:
         if self.p.measured is not None:
             return _interp_log(self.p.measured.linear_gflops_by_rows, rows) * 1e9 * self.p.efficiency.compute
@@ -155,7 +160,7 @@ class _Costs:
         activations = sum(rows * (plan.in_features + plan.out_features) for plan in plans) * self.act
         memory = stored / self.weight_stream_bytes_per_s() + activations / self.bandwidth
         return _op(layer.name, "linear", layer.block, flops, stored + activations, compute, memory,
-                   len(plans) * self.op_s), stored
+                   len(plans) * self.op_s(rows)), stored
 
     def attention(self, block: int, recipe: CompressionConfig) -> LayerLatency:
         g, w = self.g, self.w
@@ -236,7 +241,7 @@ def _op(name: str, kind: str, block: int | None, flops: float, moved: float, com
 
 
 def _interp_log(table: dict[int, float], x: float) -> float:
-    """Log-log interpolation in a measured table, flat beyond its ends."""
+    """Interpolation in a measured table, linear in log(x), flat beyond its ends."""
     keys = sorted(table)
     if x <= keys[0]:
         return table[keys[0]]
@@ -245,7 +250,7 @@ def _interp_log(table: dict[int, float], x: float) -> float:
     i = bisect.bisect_right(keys, x)
     x0, x1 = keys[i - 1], keys[i]
     t = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
-    return math.exp(math.log(table[x0]) * (1 - t) + math.log(table[x1]) * t)
+    return table[x0] * (1 - t) + table[x1] * t
 
 
 def _by_family(table: dict[str, float], family: str, kind: str) -> float:

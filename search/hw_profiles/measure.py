@@ -87,6 +87,7 @@ def runner(model: Any, workload: Workload | str, seed: int = 0) -> Callable[[], 
         extra = cache.get_seq_length() - workload.tokens
         if extra > 0:
             cache.crop(-extra)  # back to a context of exactly N for the next step
+    run.cache = cache  # type: ignore[attr-defined]  # for inspection
     return run
 
 

@@ -46,8 +46,9 @@ class Overheads(_Strict):
 class MeasuredTables(_Strict):
     """Micro-benchmark results of a measured host (absent from data-sheet profiles).
 
-    A bf16 F.linear of m rows costs op + max(weight bytes / stream rate, FLOPs / gflops(m)),
-    with gflops(m) interpolated (log-log) in the measured table.
+    A bf16 F.linear of m rows costs op(m) + max(weight bytes / stream rate, FLOPs / gflops(m)), with
+    op(m) and gflops(m) interpolated (log-log) in the measured tables; the stream rate is the
+    one-row rate (2 bytes per weight at gflops(1) / 2).
     """
 
     date: str
@@ -55,10 +56,14 @@ class MeasuredTables(_Strict):
     clock: str = Field("cpu", description="cpu: process CPU time (robust to other load); wall: elapsed time")
     torch: str
     cpu: str
-    linear_op_us: float = Field(description="fixed cost of one F.linear call")
-    linear_stream_gbs: float = Field(gt=0, description="rate F.linear streams bf16 weights (one row)")
+    linear_op_us_by_rows: dict[int, float] = Field(description="fixed cost of one F.linear call by rows")
     linear_gflops_by_rows: dict[int, float] = Field(description="bf16 matrix-product GFLOP/s by rows of the input")
     linear_fit_error: float = Field(description="median relative error of the linear model on the grid")
+
+    @property
+    def linear_stream_gbs(self) -> float:
+        """bf16 weight bytes per second F.linear reaches with one row: 2 bytes per 2 FLOPs."""
+        return self.linear_gflops_by_rows[min(self.linear_gflops_by_rows)]
     attention_op_us: float
     attention_gflops: float = Field(gt=0)
     copy_gbs: float = Field(gt=0, description="elementwise traffic rate (clone of a large tensor)")

@@ -1,0 +1,122 @@
+"""Calibration: the shipped factors reproduce the published measurements; the fit recovers known factors."""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from search.cli.main import main
+from search.errors import DeviceError, SpecError
+from search.hw_profiles import load_profile
+from search.hw_profiles.calibrate import (
+    errors,
+    fit,
+    read_measurements,
+    recipe_for_format,
+    with_factors,
+)
+from search.hw_profiles.latency import predict_latency
+from search.hw_profiles.profile import DATA_DIR
+from search.memory import memory_report
+
+CALIBRATION = DATA_DIR / "calibration.csv"
+
+
+def _rows():
+    lines = [ln for ln in CALIBRATION.read_text().splitlines() if ln and not ln.startswith("#")]
+    return list(csv.DictReader(lines))
+
+
+@pytest.mark.parametrize("row", _rows(), ids=lambda r: f"{r['device']}-{r['model']}-{r['metric']}")
+def test_every_published_measurement_within_15_percent(row):
+    profile = load_profile(row["device"])
+    cases = [c for c in read_measurements(CALIBRATION, row["device"])
+             if c.label.split(" ", 1)[1].startswith(f"{row['device']} {row['model']} {row['quant']} {row['metric']}")]
+    assert len(cases) == 1
+    (err,) = errors(profile, cases)
+    assert abs(err) <= 0.15, f"{row['device']} {row['metric']}: predicted {err:+.1%} off the published value"
+
+
+@pytest.mark.parametrize("quant,bpw", [("Q4_0", 4.5), ("Q8_0", 8.5), ("q4f16", 4.25)])
+def test_runtime_formats_store_their_bits_per_weight(quant, bpw):
+    from search.space.graph import graph_from_config
+
+    graph = graph_from_config({"model_type": "llama", "hidden_size": 256, "intermediate_size": 512,
+                               "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 256})
+    recipe = recipe_for_format(quant, "")
+    report = memory_report(graph, recipe)
+    params = sum(layer.params for layer in graph.layers)
+    assert sum(report.layers.values()) * 8 / params == pytest.approx(bpw, rel=1e-6)
+
+
+def test_unknown_format_falls_back_to_bits_per_weight():
+    r = recipe_for_format("IQ3_XS", "3.3")
+    assert r.layers["_default"].bits == 3
+    with pytest.raises(SpecError, match="bpw"):
+        recipe_for_format("weird", "")
+
+
+def test_fit_recovers_known_factors(tmp_path: Path):
+    """Synthetic measurements from known factors: the fit lands back on them from other starting values."""
+    truth = with_factors(load_profile("rpi5"), {"compute": 0.3, "memory": 0.45})
+    rows = ["device,model,quant,bpw,metric,value"]
+    for model in ("llama-3.2-1b", "qwen2.5-1.5b", "tinyllama-1.1b"):
+        for quant, metric in (("Q4_0", "tg"), ("Q8_0", "tg"), ("Q4_0", "pp"), ("Q8_0", "pp@128")):
+            rows.append(f"rpi5,{model},{quant},0,{metric},0")
+    path = tmp_path / "m.csv"
+    # fill in the values the true profile predicts
+    lines = [rows[0]]
+    for line in rows[1:]:
+        stub = tmp_path / "one.csv"
+        stub.write_text(rows[0] + "\n" + line[:-1] + "1\n")
+        (case,) = read_measurements(stub)
+        ms = predict_latency(case.graph, case.recipe, case.workload, truth).total_ms
+        tokens = case.workload.tokens if case.workload.kind == "prefill" else 1
+        lines.append(line[:-1] + f"{tokens * 1000 / ms:.6f}")
+    path.write_text("\n".join(lines) + "\n")
+    cases = read_measurements(path, "rpi5")
+    start = with_factors(truth, {"compute": 0.8, "memory": 0.9})
+    fitted = fit(start, cases, factors=("compute", "memory"))
+    assert fitted.efficiency.compute == pytest.approx(0.3, rel=0.02)
+    assert fitted.efficiency.memory == pytest.approx(0.45, rel=0.02)
+    assert fitted.calibration["max_abs_error"] < 0.01
+
+
+def test_measurements_errors(tmp_path: Path):
+    with pytest.raises(SpecError, match="does not exist"):
+        read_measurements(tmp_path / "none.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(SpecError, match="header"):
+        read_measurements(bad)
+    other = tmp_path / "other.csv"
+    other.write_text("device,model,quant,bpw,metric,value\nrpi4,tinyllama-1.1b,Q8_0,8.5,tg,3\n")
+    with pytest.raises(DeviceError, match="rpi4"):
+        read_measurements(other, "rpi5")
+    metric = tmp_path / "metric.csv"
+    metric.write_text("device,model,quant,bpw,metric,value\nrpi5,tinyllama-1.1b,Q8_0,8.5,speed,3\n")
+    with pytest.raises(SpecError, match="metric"):
+        read_measurements(metric, "rpi5")
+
+
+def test_calibrate_cli_writes_a_new_version(tmp_path: Path, capsys):
+    mine = tmp_path / "my.csv"
+    mine.write_text("device,runtime,model,quant,bpw,threads,metric,value\n"
+                    "rpi5,llama.cpp,llama-3.2-1b,Q4_0,4.5,4,tg,12.0\n"
+                    "rpi5,llama.cpp,llama-3.2-1b,Q4_0,4.5,4,pp,40.0\n")
+    out = tmp_path / "rpi5-mine.yaml"
+    assert main(["calibrate", "--device", "rpi5", "--measurements", str(mine), "--out", str(out)]) == 0
+    mine_profile = load_profile(str(out))
+    assert mine_profile.version == load_profile("rpi5").version + 1
+    assert any("my.csv" in s for s in mine_profile.sources)
+    assert mine_profile.calibration["max_abs_error"] < 0.05
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_calibrate_cli_bad_input_exit_2(tmp_path: Path, capsys):
+    assert main(["calibrate", "--device", "rpi9", "--measurements", str(CALIBRATION),
+                 "--out", str(tmp_path / "x.yaml")]) == 2
+    assert main(["calibrate", "--device", "rpi5", "--measurements", str(tmp_path / "none.csv"),
+                 "--out", str(tmp_path / "x.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 2 and "Traceback" not in err
