@@ -7,6 +7,7 @@ DeviceFitError 400 (404 for a missing job or candidate, 401 for a bad token).
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,7 +31,8 @@ def describe(errors: list[dict]) -> str:
     if not errors:
         return "invalid request"
     err = errors[0]
-    loc = [str(p) for p in err.get("loc", ())]
+    # odd keys (control characters, spaces) are quoted so the message stays one readable line
+    loc = [str(p) if re.fullmatch(r"[\w-]+", str(p)) else ascii(str(p)) for p in err.get("loc", ())]
     where = ".".join(loc) or "request"
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
@@ -71,4 +73,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+        detail = str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in detail:  # e.g. bytes that are not UTF-8
+            detail = "body: cannot be read as JSON; send a UTF-8 JSON SearchSpec"
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
