@@ -69,6 +69,10 @@ def evaluate(task: EvalTask) -> EvalResult:
 
     from search.memory import model_bytes
 
+    if task.stage == "recover":  # distillation / QAT of a finalist (spec.recover): search/recovery/stage.py
+        from search.recovery.stage import evaluate_recover
+
+        return evaluate_recover(task)
     start = time.perf_counter()
     spec = task.spec
     n = proxy_samples(spec) if task.stage == "proxy" else spec.calib_samples
