@@ -52,6 +52,8 @@ def _from_study(args: argparse.Namespace) -> tuple[str, object, str | None, int,
     except (KeyError, FileNotFoundError, LookupError):
         raise DeviceFitError(f"no saved search {args.study!r} with a candidate {args.candidate}; "
                              "`search-cli show` lists saved searches") from None
+    # a candidate the search recovered (spec.recover) is exported with its recovered weights
+    args.recovered = (_metrics.get("recovery") or {}, spec.seed)
     return spec.model, recipe, spec.calibration_text, spec.calib_samples, spec.seq_len
 
 
@@ -79,7 +81,14 @@ def run(args: argparse.Namespace) -> int:
         raise DeviceFitError(f"output directory {str(out)!r} exists and is not empty; choose a new --out")
     loaded = load_model(ref)
     recipe.resolve(loaded.graph)
-    export(loaded, recipe, out, text=text, samples=samples, seq_len=seq_len)
+    compressed = None
+    recovery, seed = getattr(args, "recovered", None) or ({}, 0)
+    if recovery.get("kept") == "recovered":
+        from search.recovery.stage import recovered_model
+
+        compressed = recovered_model(loaded, recipe, int(recovery["steps"]), text=text, samples=samples,
+                                     seq_len=seq_len, seed=seed)
+    export(loaded, recipe, out, compressed=compressed, text=text, samples=samples, seq_len=seq_len)
     memory = memory_report(loaded.graph, recipe).total_bytes
     disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     if args.json:
