@@ -39,6 +39,8 @@ class Progress(BaseModel):
     running: int = 0
     failed: int = 0
     infeasible: int = Field(0, description="completed trials that break the budget")
+    feasible: int = Field(0, description="fully evaluated trials within the budget")
+    full_evaluations: int = Field(0, description="trials whose quality was measured on all the evaluation data")
     fraction: float = Field(description="completed / total, in [0, 1]")
 
 
@@ -46,6 +48,7 @@ class CandidateSummary(BaseModel):
     k: int = Field(description="index in the front, as `search-cli show` numbers candidates")
     trial: int
     summary: str = Field(description="the recipe in one line")
+    recipe: CompressionConfig
     quality: dict[str, float]
     metric: str = Field(description="the primary quality metric")
     value: float | None = Field(description="its value")
@@ -104,7 +107,6 @@ class LayerRow(BaseModel):
 
 class CandidateDetail(CandidateSummary):
     search_id: str
-    recipe: CompressionConfig
     metrics: dict[str, Any] = Field(description="everything the search recorded for this trial")
     layers: list[LayerRow]
     dropped_blocks: list[int]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from search.recipe import CompressionConfig
 from search.spec import SearchSpec
 from service.breakdown import graph_of
 from service.schemas import CandidateSummary, Progress
@@ -20,6 +20,7 @@ from service.tables import FINISHED, Job
 from service.views import progress_of
 
 VIEW_TTL_S = 0.5
+CACHED_JOBS = 256
 
 
 @dataclass
@@ -28,15 +29,15 @@ class StudyView:
     metric: str | None = None
     higher_is_better: bool | None = None
     front: list[CandidateSummary] = field(default_factory=list)
-    recipes: list[CompressionConfig] = field(default_factory=list)
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Studies:
     def __init__(self) -> None:
         self._storages: dict[str, Any] = {}
-        self._cache: dict[str, tuple[tuple, float, StudyView]] = {}
+        self._cache: OrderedDict[str, tuple[tuple, float, StudyView]] = OrderedDict()
         self._lock = threading.Lock()
+        self._job_locks: dict[str, threading.Lock] = {}
 
     def storage(self, url: str) -> Any:
         with self._lock:
@@ -48,13 +49,29 @@ class Studies:
 
     def view(self, job: Job, spec: SearchSpec) -> StudyView:
         key = (job.status, job.updated_at)
-        now = time.monotonic()
+        hit = self._fresh(job, key)
+        if hit is not None:
+            return hit
+        with self._job_lock(job.id):  # many pollers, one reader of the storage
+            hit = self._fresh(job, key)
+            if hit is not None:
+                return hit
+            view = self._read(job, spec)
+            self._cache[job.id] = (key, time.monotonic(), view)
+            self._cache.move_to_end(job.id)
+            while len(self._cache) > CACHED_JOBS:
+                self._cache.popitem(last=False)
+            return view
+
+    def _fresh(self, job: Job, key: tuple) -> StudyView | None:
         hit = self._cache.get(job.id)
-        if hit and hit[0] == key and (job.status in FINISHED or now - hit[1] < VIEW_TTL_S):
+        if hit and hit[0] == key and (job.status in FINISHED or time.monotonic() - hit[1] < VIEW_TTL_S):
             return hit[2]
-        view = self._read(job, spec)
-        self._cache[job.id] = (key, now, view)
-        return view
+        return None
+
+    def _job_lock(self, job_id: str) -> threading.Lock:
+        with self._lock:
+            return self._job_locks.setdefault(job_id, threading.Lock())
 
     def _read(self, job: Job, spec: SearchSpec) -> StudyView:
         from search.evaluators.quality import primary_metric
@@ -91,14 +108,15 @@ def fill_view(view: StudyView, trials: list[Any], spec: SearchSpec, metric: tupl
     candidates = [c for c in (trial_candidate(t, metric) for t in complete) if c is not None]
     view.progress = progress_of(
         len(candidates), spec.trials, running=sum(t.state == TrialState.RUNNING for t in trials),
-        failed=sum(t.state == TrialState.FAIL for t in trials), infeasible=sum(not c.feasible for c in candidates))
+        failed=sum(t.state == TrialState.FAIL for t in trials), infeasible=sum(not c.feasible for c in candidates),
+        feasible=sum(c.feasible and c.stage == "full" for c in candidates),
+        full_evaluations=sum(c.stage == "full" for c in candidates))
     by_number = {t.number: t for t in complete}
     for k, c in enumerate(front_of(candidates, spec.objectives, metric)):
         view.front.append(CandidateSummary(
-            k=k, trial=c.trial, summary=c.recipe.summary(), quality=c.quality, metric=metric[0],
+            k=k, trial=c.trial, summary=c.recipe.summary(), recipe=c.recipe, quality=c.quality, metric=metric[0],
             value=c.quality.get(metric[0]), latency_ms=c.latency_ms, memory_bytes=c.memory_bytes,
             feasible=c.feasible))
-        view.recipes.append(c.recipe)
         view.metrics.append(_jsonable(by_number[c.trial].user_attrs))
 
 

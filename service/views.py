@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from search.errors import SpecError
 from search.spec import SearchSpec
 from service.schemas import CandidateDetail, JobDetail, JobSummary, Links, Progress
 from service.tables import QUEUED, Job
@@ -55,12 +54,8 @@ def candidate_detail(app: Any, job: Job, k: int) -> CandidateDetail:
     if not 0 <= k < len(view.front):
         raise NotFound(f"candidate {k} does not exist: search {job.id} has candidates 0..{len(view.front) - 1}")
     entry = view.front[k]
-    recipe = view.recipes[k]
-    try:
-        parts = layer_breakdown(spec, recipe)
-    except SpecError:
-        raise
-    return CandidateDetail(**entry.model_dump(), search_id=job.id, recipe=recipe, metrics=view.metrics[k],
+    parts = layer_breakdown(spec, entry.recipe)
+    return CandidateDetail(**dict(entry), search_id=job.id, metrics=view.metrics[k],
                            **parts, download=f"/search/{job.id}/candidates/{k}/download")
 
 
