@@ -34,17 +34,27 @@ class Candidate:
                 "predicted_latency_ms": self.predicted_latency_ms, "seed": self.seed}
 
 
-def trial_candidate(trial: Any, metric: tuple[str, str]) -> Candidate | None:
-    """The candidate a COMPLETE trial holds (None for trials of another program)."""
-    attrs = trial.user_attrs
-    if "recipe" not in attrs or "stage" not in attrs or metric[0] not in attrs.get("quality", {}):
+CANDIDATE_ATTR = "candidate"  # the trial user attribute holding a candidate's record
+
+
+def candidate_from_record(number: int, record: dict[str, Any], seed: str | None,
+                          metric: tuple[str, str]) -> Candidate | None:
+    if record.get("stage") not in ("rejected", "proxy", "full") or metric[0] not in record.get("quality", {}):
         return None
     return Candidate(
-        trial=trial.number, recipe=CompressionConfig.model_validate(attrs["recipe"]), quality=attrs["quality"],
-        latency_ms=float(attrs["latency_ms"]), memory_bytes=int(attrs["memory_bytes"]),
-        feasible=bool(attrs.get("feasible", False)), stage=attrs["stage"],
-        constraints=tuple(attrs.get("constraints", ())), proxy_quality=attrs.get("proxy_quality", {}),
-        predicted_latency_ms=attrs.get("predicted_latency_ms"), seed=attrs.get("seed"))
+        trial=number, recipe=CompressionConfig.model_validate(record["recipe"]), quality=record["quality"],
+        latency_ms=float(record["latency_ms"]), memory_bytes=int(record["memory_bytes"]),
+        feasible=bool(record["feasible"]), stage=record["stage"], constraints=tuple(record.get("constraints", ())),
+        proxy_quality=record.get("proxy_quality") or {}, predicted_latency_ms=record.get("predicted_latency_ms"),
+        seed=seed)
+
+
+def trial_candidate(trial: Any, metric: tuple[str, str]) -> Candidate | None:
+    """The candidate a COMPLETE trial holds (None for trials this engine did not record)."""
+    record = trial.user_attrs.get(CANDIDATE_ATTR)
+    if not isinstance(record, dict):
+        return None
+    return candidate_from_record(trial.number, record, trial.user_attrs.get("seed"), metric)
 
 
 def objective_point(c: Candidate, objectives: tuple[str, ...], metric: tuple[str, str]) -> tuple[float, ...]:

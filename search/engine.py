@@ -14,19 +14,27 @@ so the front can be rebuilt from the storage alone (resume, `show`, the service)
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from search.candidates import Candidate, front_of, pessimistic_quality, trial_candidate
+from search.candidates import (
+    CANDIDATE_ATTR,
+    Candidate,
+    candidate_from_record,
+    front_of,
+    pessimistic_quality,
+    trial_candidate,
+)
 from search.errors import InfeasibleError
 from search.executor import EvalResult, EvalTask, Executor
 from search.recipe import CompressionConfig
 from search.space.suggest import RecipeSpace
 from search.spec import SearchSpec
-from search.staging import CheapEvaluator, CheapMetrics, Promoter, violations
-from search.study import CONSTRAINTS_ATTR, fail_stale_trials, open_study, storage_url
+from search.staging import CheapEvaluator, CheapMetrics, Promoter, budget_names, violations
+from search.study import fail_stale_trials, open_study, storage_url
 
 MAX_CONSECUTIVE_FAILURES = 5
 
@@ -77,6 +85,9 @@ class _Pending:
     proxy_loss: float | None = None
     proxy_quality: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.predicted_latency_ms = self.cheap.latency_ms
+
 
 def _loss(quality: dict[str, float], metric: tuple[str, str]) -> float:
     value = quality[metric[0]]
@@ -112,7 +123,11 @@ class _Search:
             if use_sensitivity and len(self.space.groups) > 1:
                 from search.space.sensitivity import layer_sensitivity
 
-                sensitivity = layer_sensitivity(spec, self.space, executor, self.metric)
+                try:
+                    sensitivity = layer_sensitivity(spec, self.space, executor, self.metric)
+                except Exception as exc:  # noqa: BLE001 - guidance only: the search goes on without it
+                    warnings.warn(f"per-layer sensitivity failed ({type(exc).__name__}: {exc}); "
+                                  "seeding without it", stacklevel=2)
             for label, params in seed_params(self.space, sensitivity):
                 self.study.enqueue_trial(params, user_attrs={"seed": label}, skip_if_exists=True)
 
@@ -165,20 +180,14 @@ class _Search:
     def _start_trial(self) -> None:
         trial = self.study.ask(self.space.distributions())
         recipe = self.space.recipe(trial.params)
-        trial.set_user_attr("recipe", recipe.model_dump(mode="json"))
         cheap = self.cheap(recipe)
-        trial.set_user_attr("predicted_latency_ms", cheap.latency_ms)
-        trial.set_user_attr("latency_ms", cheap.latency_ms)
-        trial.set_user_attr("memory_bytes", cheap.memory_bytes)
-        trial.set_user_attr(CONSTRAINTS_ATTR, list(cheap.constraints))
         if self.staged and not cheap.feasible:
             # stage 1 rejection: no model is built; quality is a pessimistic stand-in the
             # sampler can live with, while the constraints carry the real information
             quality = {self.metric[0]: pessimistic_quality(self.history, self.metric)}
-            self._tell(trial, recipe, cheap, "rejected", quality, {})
+            self._tell(_Pending(trial, recipe, cheap, "rejected"), quality)
             return
-        stage = "proxy" if self.staged else "full"
-        self._submit(_Pending(trial, recipe, cheap, stage))
+        self._submit(_Pending(trial, recipe, cheap, "proxy" if self.staged else "full"))
 
     def _submit(self, p: _Pending) -> None:
         task = EvalTask(study=self.study.study_name, trial=p.trial.number, stage=p.stage, spec=self.spec,
@@ -200,46 +209,46 @@ class _Search:
                 p.stage = "full"
                 self._submit(p)
             else:
-                self._tell(p.trial, p.recipe, p.cheap, "proxy", result.quality, {}, result)
+                self._tell(p, result.quality, result)
             return
         if p.proxy_loss is not None:
             self.promoter.observe(p.proxy_loss, _loss(result.quality, self.metric))
-        cheap = p.cheap
         if result.latency_ms is not None and self.spec.measure:
             # measured on this host: the measurement, not the prediction, decides feasibility
-            cheap = CheapMetrics(result.latency_ms, cheap.memory_bytes,
-                                 violations(self.spec, result.latency_ms, cheap.memory_bytes))
-            p.trial.set_user_attr("latency_ms", result.latency_ms)
-            p.trial.set_user_attr(CONSTRAINTS_ATTR, list(cheap.constraints))
-        self._tell(p.trial, p.recipe, cheap, "full", result.quality, p.proxy_quality, result)
+            p.cheap = CheapMetrics(result.latency_ms, p.cheap.memory_bytes,
+                                   violations(self.spec, result.latency_ms, p.cheap.memory_bytes))
+        self._tell(p, result.quality, result)
 
     def _failed(self, p: _Pending, exc: Exception) -> None:
         from optuna.trial import TrialState
 
         p.trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
+        p.trial.set_user_attr(CANDIDATE_ATTR, {"recipe": p.recipe.model_dump(mode="json"), "stage": "failed"})
         self.study.tell(p.trial, state=TrialState.FAIL)
         self.consecutive_failures += 1
         if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
             raise RuntimeError(f"{self.consecutive_failures} evaluations failed in a row; last: "
                                f"{type(exc).__name__}: {exc}") from exc
 
-    def _tell(self, trial: Any, recipe: CompressionConfig, cheap: CheapMetrics, stage: str,
-              quality: dict[str, float], proxy_quality: dict[str, float], result: EvalResult | None = None) -> None:
-        trial.set_user_attr("stage", stage)
-        trial.set_user_attr("quality", quality)
-        trial.set_user_attr("feasible", cheap.feasible)
-        if proxy_quality:
-            trial.set_user_attr("proxy_quality", proxy_quality)
+    def _tell(self, p: _Pending, quality: dict[str, float], result: EvalResult | None = None) -> None:
+        """Record the candidate on the trial (one attribute: each storage write is a commit) and tell Optuna."""
+        cheap = p.cheap
+        record = {"recipe": p.recipe.model_dump(mode="json"), "stage": p.stage, "quality": quality,
+                  "latency_ms": cheap.latency_ms, "memory_bytes": cheap.memory_bytes, "feasible": cheap.feasible,
+                  "constraints": list(cheap.constraints), "proxy_quality": p.proxy_quality,
+                  "predicted_latency_ms": p.predicted_latency_ms}
         if result is not None:
-            trial.set_user_attr("built_memory_bytes", result.memory_bytes)
-            trial.set_user_attr("eval_seconds", round(result.seconds, 3))
+            record.update(built_memory_bytes=result.memory_bytes, eval_seconds=round(result.seconds, 3),
+                          worker=result.worker)
+        p.trial.set_user_attr(CANDIDATE_ATTR, record)
+        for name, value in zip(budget_names(self.spec), cheap.constraints, strict=True):
+            p.trial.set_constraint(name, value)
         values = {"quality": quality[self.metric[0]], "latency": cheap.latency_ms, "memory": cheap.memory_bytes}
-        self.study.tell(trial, [float(values[o]) for o in self.spec.objectives])
-        frozen = self.study._storage.get_trial(trial._trial_id)
-        candidate = trial_candidate(frozen, self.metric)
+        self.study.tell(p.trial, [float(values[o]) for o in self.spec.objectives])
+        candidate = candidate_from_record(p.trial.number, record, p.trial.user_attrs.get("seed"), self.metric)
         if candidate is not None:
             self.history.append(candidate)
-        if stage == "full" and self.on_front_change is not None:
+        if p.stage == "full" and self.on_front_change is not None:
             self.on_front_change(self)
         if self.progress is not None:
             front = self.front()

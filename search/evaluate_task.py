@@ -52,9 +52,20 @@ def needs_calibration(recipe: CompressionConfig) -> bool:
             or any(s.sparsity_score == "wanda" and s.sparsity > 0 for s in recipe.layers.values()))
 
 
+_last_compressed: dict[tuple, Any] = {}  # the most recent compressed model: stage 3 reuses stage 2's
+
+
 def compress(spec: SearchSpec, recipe: CompressionConfig) -> Any:
     """The compressed torch model of a recipe (the loaded model itself is left untouched)."""
-    from search.compress import apply
+    key = (spec.model, spec.calibration_text, spec.calib_samples, spec.seq_len, recipe.to_json())
+    if key not in _last_compressed:
+        _last_compressed.clear()
+        _last_compressed[key] = _apply(spec, recipe)
+    return _last_compressed[key]
+
+
+def _apply(spec: SearchSpec, recipe: CompressionConfig) -> Any:
+    from search.compress.apply import apply  # the function (the package attribute turns into this module)
 
     calibration = None
     if needs_calibration(recipe):

@@ -52,6 +52,13 @@ class CheapEvaluator:
         return CheapMetrics(latency, memory, violations(self.spec, latency, memory))
 
 
+def budget_names(spec: SearchSpec) -> tuple[str, ...]:
+    """Names of the constraints violations() returns, in its order."""
+    names = tuple(n for n, v in (("max_latency", spec.budget.latency_ms), ("max_memory", spec.budget.memory_bytes))
+                  if v is not None)
+    return names or ("none",)
+
+
 def violations(spec: SearchSpec, latency_ms: float, memory_bytes: float) -> tuple[float, ...]:
     """Budget violations relative to each budget, so latency and memory weigh alike (0.1 = 10% over)."""
     out = []

@@ -1,8 +1,9 @@
 """The Optuna side of a search: storage, study name, directions, sampler with budget constraints.
 
-Budgets reach the sampler as constraints (value <= 0 means within budget), read
-from each trial's ``constraints`` user attribute, so rejected candidates still
-teach the sampler where the feasible region lies.
+Budgets reach the sampler as constraints (value <= 0 means within budget), set
+on each trial with ``Trial.set_constraint`` (Optuna 5's successor of
+``constraints_func``; NSGA-II, TPE and GP all read ``trial.constraints``), so
+rejected candidates still teach the sampler where the feasible region lies.
 """
 
 from __future__ import annotations
@@ -15,15 +16,9 @@ from search.errors import SpecError
 from search.results import default_storage
 from search.spec import SearchSpec
 
-CONSTRAINTS_ATTR = "constraints"
 # fields that define what a study searches; the rest (how long, where stored) may change on --resume
 _IDENTITY_FIELDS = ("model", "device", "workload", "budget", "objectives", "space", "calibration_text",
                     "calib_samples", "seq_len", "measure")
-
-
-def constraints_of(trial: Any) -> list[float]:
-    """The constraints_func every sampler gets: budget violations stored on the trial."""
-    return list(trial.user_attrs.get(CONSTRAINTS_ATTR, [1.0]))
 
 
 def spec_identity(spec: SearchSpec) -> dict[str, Any]:
@@ -42,16 +37,50 @@ def storage_url(spec: SearchSpec) -> str:
     return spec.storage or default_storage()
 
 
+MEMORY_STORAGE = "memory://"  # Optuna's in-memory storage: fast, gone with the process (tests, benchmarks)
+_memory_storages: dict[str, Any] = {}
+
+
 def make_storage(url: str) -> Any:
     import optuna
 
+    if url == MEMORY_STORAGE:
+        return _memory_storages.setdefault(url, optuna.storages.InMemoryStorage())
     try:
         if url.startswith("sqlite"):
             # generous lock timeout: several processes may share one SQLite file
-            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-        return optuna.storages.RDBStorage(url)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+            _fast_sqlite(storage.engine)
+            return storage
+        return optuna.storages.RDBStorage(_with_installed_driver(url))
     except Exception as exc:  # noqa: BLE001 - any driver/connection failure is a bad storage URL
         raise SpecError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _with_installed_driver(url: str) -> str:
+    """'postgresql://' means psycopg (v3) to SQLAlchemy 2.1; use psycopg2 when only that is installed."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _fast_sqlite(engine: Any) -> None:
+    """WAL journal without fsync per commit: Optuna commits once per parameter, and on a
+    slow disk each fsync'd commit costs ~15 ms (a second per trial). WAL keeps the file
+    consistent on a crash; at worst the last few trials are lost, and --resume redoes them."""
+    import sqlalchemy
+
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    sqlalchemy.event.listen(engine, "connect", pragmas)
+    engine.dispose()  # connections opened before the listener reconnect with the pragmas
 
 
 def choose_study_name(spec: SearchSpec, storage: Any, resume: bool) -> str:
@@ -84,13 +113,12 @@ def make_sampler(spec: SearchSpec, population: int) -> Any:
 
     seed, name = spec.seed, spec.sampler
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=population, seed=seed, constraints_func=constraints_of)
+        return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
     if name == "tpe":
-        return optuna.samplers.TPESampler(multivariate=True, seed=seed, constraints_func=constraints_of,
-                                          n_startup_trials=min(10, max(2, spec.trials // 4)),
-                                          warn_independent_sampling=False)
+        return optuna.samplers.TPESampler(multivariate=True, seed=seed,
+                                          n_startup_trials=min(10, max(2, spec.trials // 4)))
     if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, constraints_func=constraints_of,
+        return optuna.samplers.GPSampler(seed=seed,
                                          n_startup_trials=min(10, max(2, spec.trials // 4)))
     return optuna.samplers.RandomSampler(seed=seed)
 

@@ -1,0 +1,63 @@
+"""The front as a text table (search and show print the same one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from search.recipe import DEFAULT_KEY, PATTERN_PREFIX, parse_recipe
+from search.units import format_bytes, format_ms
+
+
+def _rule_label(key: str) -> str:
+    """'re:^encoder\\.layer\\.\\d+\\.attention\\.self\\.query$' -> 'query'; 're:^model\\.layers\\.3\\.' -> 'layers.3'."""
+    text = key.removeprefix(PATTERN_PREFIX).strip("^$").replace(r"\d+", "*").replace("\\", "").strip(".")
+    parts = [p for p in text.split(".") if p]
+    if "*" in parts:
+        return parts[-1]
+    return ".".join(parts[-2:]) if len(parts) > 1 and parts[-1].isdigit() else parts[-1] if parts else key
+
+
+def _setting(s: dict[str, Any]) -> str:
+    out = f"{s['bits']}b" if s["bits"] < 16 else "16b"
+    if s.get("sparsity"):
+        pattern = s.get("sparsity_pattern", "unstructured")
+        out += f" {s['sparsity']:.0%}" + ("" if pattern == "unstructured" else f" {pattern}")
+    if s.get("rank") is not None:
+        out += f" r{s['rank']:g}"
+    return out
+
+
+def recipe_text(recipe: dict[str, Any]) -> str:
+    """Compact: the default setting, then the rules that differ, then structure ('8b; query=4b · mlp×0.5')."""
+    r = parse_recipe(recipe).model_dump(mode="json")
+    layers = r["layers"]
+    text = _setting(layers.get(DEFAULT_KEY, {"bits": 16}))
+    others = [f"{_rule_label(k)}={_setting(v)}" for k, v in layers.items() if k != DEFAULT_KEY]
+    if others:
+        text += "; " + " ".join(others)
+    if r["width"]["mlp"] < 1:
+        text += f" · mlp×{r['width']['mlp']:g}"
+    if r["width"]["heads"] < 1:
+        text += f" · heads×{r['width']['heads']:g}"
+    if r["keep_blocks"] is not None:
+        text += f" · {len(r['keep_blocks'])} blocks"
+    return text
+
+
+def front_table(front: list[dict[str, Any]], metric: str | None = None) -> str:
+    if not front:
+        return "(empty front)"
+    names = list(front[0]["quality"])
+    if metric in names:
+        names.remove(metric)
+        names.insert(0, metric)
+    head = ["#"] + names + ["latency", "memory", "recipe"]
+    rows = [[str(k)] + [f"{c['quality'][n]:.4f}" for n in names]
+            + [format_ms(c["latency_ms"]), format_bytes(c["memory_bytes"]), recipe_text(c["recipe"])]
+            for k, c in enumerate(front)]
+    widths = [max(len(row[i]) for row in [head] + rows) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) if i == len(head) - 1 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+             for row in [head] + rows]
+    return "\n".join(lines)
+
