@@ -6,6 +6,10 @@ import argparse
 import json
 
 from search.cli.recipe_args import add_recipe_args, recipe_from_args
+from search.errors import DeviceFitError
+
+# recipe options that conflict with the recipe an export or a saved study brings
+RECIPE_OPTIONS = ("recipe", "bits", "sparsity", "rank", "width", "heads", "depth")
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -34,22 +38,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from search.data import read_text_file
-    from search.evaluators.pipeline import check_sizes, evaluate_recipe
+    from search.evaluators.pipeline import check_sizes, evaluate_export, evaluate_recipe, export_source
     from search.memory import memory_report
     from search.models import load_graph, load_model
     from search.recipe import CompressionConfig
 
     graph = load_graph(args.model)
-    recipe = recipe_from_args(args, graph)  # bad input fails before the weights load
+    source = export_source(args.model)
+    if source is not None:  # an export is scored against the model it was made from
+        given = [f"--{name.replace('_', '-')}" for name in (*RECIPE_OPTIONS, "recover")
+                 if getattr(args, name, None) is not None]
+        if given:
+            raise DeviceFitError(f"{args.model!r} is an export, already compressed by its recipe.json; "
+                                 f"drop {', '.join(given)}")
+    else:
+        recipe = recipe_from_args(args, graph)  # bad input fails before the weights load
     check_sizes(graph, args.samples, args.seq_len)
     if getattr(args, "recover", None):
         from search.recovery.budget import parse_budget
 
         parse_budget(args.recover)  # a bad budget fails before the weights load
     text = read_text_file(args.calibration) if args.calibration else None
-    loaded = load_model(args.model)
-    result = evaluate_recipe(loaded, recipe, text=text, samples=args.samples, seq_len=args.seq_len,
-                             progress=True)
+    if source is not None:
+        result = evaluate_export(args.model, text=text, samples=args.samples, seq_len=args.seq_len, progress=True)
+        recipe = result.recipe
+    else:
+        loaded = load_model(args.model)
+        result = evaluate_recipe(loaded, recipe, text=text, samples=args.samples, seq_len=args.seq_len,
+                                 progress=True)
     if getattr(args, "recover", None):
         from search.recovery.stage import recover_evaluation
 
@@ -58,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_json()))
         return 0
-    original = memory_report(loaded.graph, CompressionConfig()).total_bytes
+    original = memory_report(graph, CompressionConfig()).total_bytes
     metrics = "  ".join(f"{name} {value:.6g}" for name, value in result.quality.items())
-    print(f"model    {args.model} ({loaded.graph.family}, {loaded.graph.num_blocks} blocks)")
+    against = "" if source is None else f", compared with its source {source}"
+    print(f"model    {args.model} ({graph.family}, {graph.num_blocks} blocks{against})")
     print(f"recipe   {recipe.summary()}")
     if getattr(result, "quality_before", None) is not None:
         before = "  ".join(f"{name} {value:.6g}" for name, value in result.quality_before.items())

@@ -10,11 +10,9 @@ import argparse
 import json
 from pathlib import Path
 
-from search.cli.cmd_evaluate import add_data_args
+from search.cli.cmd_evaluate import RECIPE_OPTIONS, add_data_args
 from search.cli.recipe_args import add_recipe_args, recipe_from_args
 from search.errors import DeviceFitError
-
-_RECIPE_OPTIONS = ("recipe", "bits", "sparsity", "rank", "width", "heads", "depth")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +35,7 @@ def _from_study(args: argparse.Namespace) -> tuple[str, object, str | None, int,
     """(model ref, recipe, text, samples, seq_len) of a saved candidate."""
     if args.candidate is None:
         raise DeviceFitError(f"say which candidate of study {args.study!r} to export: --candidate K")
-    given = [f"--{name.replace('_', '-')}" for name in _RECIPE_OPTIONS if getattr(args, name) is not None]
+    given = [f"--{name.replace('_', '-')}" for name in RECIPE_OPTIONS if getattr(args, name) is not None]
     if args.model is not None or given:
         raise DeviceFitError("a study's candidate brings its own model and recipe; drop "
                              + ", ".join(([] if args.model is None else ["--model"]) + given))

@@ -124,6 +124,42 @@ def evaluate_recipe(loaded: LoadedModel, recipe: CompressionConfig, *, text: Tex
                             compressed=compressed)
 
 
+def export_source(ref: str) -> str | None:
+    """The model a devicefit export was made from (its devicefit.json "source"), or None if ref is no export."""
+    import json
+
+    path = Path(ref).expanduser()
+    meta = path / "devicefit.json"
+    if not (path.is_dir() and meta.is_file() and (path / "recipe.json").is_file()):
+        return None
+    try:
+        source = json.loads(meta.read_text()).get("source")
+    except json.JSONDecodeError:
+        raise DeviceFitError(f"{str(meta)!r} is not valid JSON; is {ref!r} a complete devicefit export?") from None
+    if not source:
+        raise DeviceFitError(f"export {ref!r} does not record the model it was made from; evaluate that model "
+                             "with the export's recipe.json instead (--model SOURCE --recipe recipe.json)")
+    return str(source)
+
+
+def evaluate_export(ref: str, *, text: TextSource = None, samples: int = 16, seq_len: int = 128,
+                    progress: bool = False) -> RecipeEvaluation:
+    """Quality of a saved export against the model it was made from, and its exact memory."""
+    from search.memory import memory_report
+    from search.models import load_model
+    from search.recipe import parse_recipe
+
+    source = export_source(ref)
+    if source is None:
+        raise DeviceFitError(f"{ref!r} is not a devicefit export (no devicefit.json and recipe.json)")
+    recipe = parse_recipe((Path(ref).expanduser() / "recipe.json").read_text())
+    teacher = load_model(source)
+    student = load_model(ref).model
+    quality = evaluator_for(teacher, text, samples, seq_len).evaluate(student, progress=progress)
+    return RecipeEvaluation(recipe=recipe, quality=quality,
+                            memory_bytes=int(memory_report(teacher.graph, recipe).total_bytes), compressed=student)
+
+
 def apply(model: Any, recipe: CompressionConfig, calibration: Any = None, **options: Any) -> Any:
     """A new compressed model in bfloat16 (``model`` untouched): search.compress's apply."""
     return apply_recipe()(model, recipe, calibration, **options)

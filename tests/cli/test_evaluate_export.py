@@ -130,6 +130,15 @@ def test_export_writes_a_model_that_loads_back_with_the_same_outputs(capsys, tmp
     with torch.no_grad():
         assert torch.equal(again.model(ids).logits, rebuilt(ids).logits)
     _refused(capsys, ["export", "--model", str(llama_config), "--out", str(out)], "is not empty")
+    # evaluating an export scores it against the model it was made from, like evaluating the recipe
+    sizes = ["--samples", "4", "--seq-len", "32", "--json"]
+    assert main(["evaluate", "--model", str(out), *sizes]) == 0
+    of_export = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--model", str(llama_config), "--bits", "4", "--group-size", "16", *sizes]) == 0
+    of_recipe = json.loads(capsys.readouterr().out)
+    assert of_export["quality"]["kl"] == pytest.approx(of_recipe["quality"]["kl"], rel=1e-6)
+    assert of_export["quality"]["kl"] > 0 and of_export["memory_bytes"] == of_recipe["memory_bytes"]
+    _refused(capsys, ["evaluate", "--model", str(out), "--bits", "8"], "already compressed by its recipe.json")
 
 
 def test_export_a_candidate_of_a_saved_search(capsys, tmp_path, monkeypatch, llama_config):
