@@ -26,12 +26,16 @@ class Candidate:
     proxy_quality: dict[str, float] = field(default_factory=dict)
     predicted_latency_ms: float | None = None
     seed: str | None = None
+    quality_before_recovery: dict[str, float] | None = None  # set when the search recovered it (spec.recover)
+    recovery: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"trial": self.trial, "quality": self.quality, "latency_ms": self.latency_ms,
                 "memory_bytes": self.memory_bytes, "recipe": self.recipe.model_dump(mode="json"),
                 "summary": self.recipe.summary(), "feasible": self.feasible, "stage": self.stage,
-                "predicted_latency_ms": self.predicted_latency_ms, "seed": self.seed}
+                "predicted_latency_ms": self.predicted_latency_ms, "seed": self.seed,
+                **({"quality_before_recovery": self.quality_before_recovery, "recovery": self.recovery}
+                   if self.quality_before_recovery is not None else {})}
 
 
 CANDIDATE_ATTR = "candidate"  # the trial user attribute holding a candidate's record
@@ -46,7 +50,7 @@ def candidate_from_record(number: int, record: dict[str, Any], seed: str | None,
         latency_ms=float(record["latency_ms"]), memory_bytes=int(record["memory_bytes"]),
         feasible=bool(record["feasible"]), stage=record["stage"], constraints=tuple(record.get("constraints", ())),
         proxy_quality=record.get("proxy_quality") or {}, predicted_latency_ms=record.get("predicted_latency_ms"),
-        seed=seed)
+        seed=seed, quality_before_recovery=record.get("quality_before_recovery"), recovery=record.get("recovery"))
 
 
 def trial_candidate(trial: Any, metric: tuple[str, str]) -> Candidate | None:

@@ -84,6 +84,8 @@ class _Pending:
     stage: str
     proxy_loss: float | None = None
     proxy_quality: dict[str, float] = field(default_factory=dict)
+    before_recovery: dict[str, float] | None = None  # full-stage quality of a candidate sent to recovery
+    recovery: dict[str, Any] = field(default_factory=dict)  # what its recovery run did
 
     def __post_init__(self) -> None:
         self.predicted_latency_ms = self.cheap.latency_ms
@@ -211,13 +213,30 @@ class _Search:
             else:
                 self._tell(p, result.quality, result)
             return
-        if p.proxy_loss is not None:
+        if p.stage == "recover":  # the last stage (spec.recover) finished: tell the recovered metrics
+            p.stage, p.recovery = "full", dict(result.extra.get("recovery", {}))
+        elif p.proxy_loss is not None:
             self.promoter.observe(p.proxy_loss, _loss(result.quality, self.metric))
         if result.latency_ms is not None and self.spec.measure:
             # measured on this host: the measurement, not the prediction, decides feasibility
             p.cheap = CheapMetrics(result.latency_ms, p.cheap.memory_bytes,
                                    violations(self.spec, result.latency_ms, p.cheap.memory_bytes))
+        if self._send_to_recovery(p, result):
+            return
         self._tell(p, result.quality, result)
+
+    def _send_to_recovery(self, p: _Pending, result: EvalResult) -> bool:
+        """Recovery (spec.recover) as the last stage, for candidates that could join the front after it."""
+        if not self.spec.recover or p.before_recovery is not None:
+            return False
+        from search.recovery.in_search import worth_recovering
+
+        if not worth_recovering(result.quality, p.cheap.latency_ms, p.cheap.memory_bytes, p.cheap.feasible,
+                                self.front(), self.history, self.spec.objectives, self.metric):
+            return False
+        p.before_recovery, p.stage = result.quality, "recover"
+        self._submit(p)
+        return True
 
     def _failed(self, p: _Pending, exc: Exception) -> None:
         from optuna.trial import TrialState
@@ -240,6 +259,8 @@ class _Search:
         if result is not None:
             record.update(built_memory_bytes=result.memory_bytes, eval_seconds=round(result.seconds, 3),
                           worker=result.worker)
+        if p.before_recovery is not None:  # both metrics are kept; "quality" (the front's) is the recovered one
+            record.update(quality_before_recovery=p.before_recovery, recovery=p.recovery)
         p.trial.set_user_attr(CANDIDATE_ATTR, record)
         for name, value in zip(budget_names(self.spec), cheap.constraints, strict=True):
             p.trial.set_constraint(name, value)
