@@ -16,6 +16,7 @@ import json
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,28 +38,30 @@ def students(graph) -> dict[str, object]:
     }
 
 
-def run_model(ref: str, steps: int, seed: int) -> list[dict]:
+def run_model(ref: str, steps: int, seed: int, batch_size: int, train_seq_len: int) -> list[dict]:
     import torch
 
     from search.compress.apply import apply
     from search.evaluators.pipeline import calibration_for, evaluator_for
     from search.models import load_model
-    from search.recovery.recover import recover, training_batches
+    from search.recovery.recover import RecoverySettings, recover, training_batches
 
     teacher = load_model(ref)
     evaluator = evaluator_for(teacher, None, 16, 128)
     calib = calibration_for(teacher, None, 16, 128)  # for width-pruning importance, as the search uses
-    train = training_batches(teacher, 128)
+    train = training_batches(teacher, train_seq_len)
+    settings = replace(RecoverySettings.default_for(teacher.graph.is_causal), batch_size=batch_size)
     rows = []
     for name, (kind, recipe) in students(teacher.graph).items():
         torch.manual_seed(seed)
         compressed = apply(teacher.model, recipe, calib)
         started = time.perf_counter()
         _, before, after = recover(teacher, compressed, recipe, train, f"{steps}steps", evaluator=evaluator,
-                                   keep_best=False, seed=seed)
+                                   settings=settings, keep_best=False, seed=seed)
         rows.append({"model": ref, "student": name, "method": kind, "steps": steps, "before": before,
                      "after": after, "seconds": round(time.perf_counter() - started, 1),
-                     "train_rows": int(train.shape[0])})
+                     "train_rows": int(train.shape[0]), "train_seq_len": train_seq_len, "batch_size": batch_size,
+                     "lr": settings.lr})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -78,15 +81,17 @@ def improved(row: dict) -> bool:
 
 def table(rows: list[dict], threads: int) -> str:
     lines = [f"Measured by `bench/recovery.py` ({time.strftime('%Y-%m-%d')}, CPU, {threads} thread(s) on a "
-             "shared 2-core machine, seed 0; metrics on the eval part of the offline corpus, 16 x 128 tokens; "
-             "training on up to 128 rows of the disjoint calib part, batch 8). Times are wall-clock under load.", "",
-             "| model | student | before | after | method, steps | improved | time |",
+             "shared 2-core machine, seed 0). Metrics on the eval part of the offline corpus (16 x 128 tokens); "
+             "training on 128 rows of the disjoint calib part (batch x tokens per step as listed). "
+             "Times are wall-clock on a heavily shared machine.", "",
+             "| model | student | before | after | method, steps (batch x tokens, lr) | improved | time |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         before = ("RTN: " if r["method"] == "qat" else "") + _fmt(r["before"])
         after = ("QAT: " if r["method"] == "qat" else "") + _fmt(r["after"])
         method = "distillation" if r["method"] == "distill" else "QAT (STE, weights + scales)"
-        lines.append(f"| {r['model']} | {r['student']} | {before} | {after} | {method}, {r['steps']} | "
+        shape = f"{r.get('batch_size', 8)} x {r.get('train_seq_len', 128)}, lr {r.get('lr', 0):g}"
+        lines.append(f"| {r['model']} | {r['student']} | {before} | {after} | {method}, {r['steps']} ({shape}) | "
                      f"{'yes' if improved(r) else '**no**'} | {r['seconds']}s |")
     return "\n".join(lines)
 
@@ -107,12 +112,14 @@ def main() -> int:
     parser.add_argument("--models", default="tinylm,minilm", help="comma-separated demo names")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=8, help="training rows per step")
+    parser.add_argument("--train-seq-len", type=int, default=128, help="tokens per training row")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.models.split(","):
-        rows += run_model(f"demo:{name.strip()}", args.steps, args.seed)
+        rows += run_model(f"demo:{name.strip()}", args.steps, args.seed, args.batch_size, args.train_seq_len)
     print(table(rows, args.threads))
     if not args.no_write:
         # rows of models not run this time are kept, so the models can be measured one at a time
