@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the latest study of this search")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="evaluate N candidates at once in worker processes (default 1: in this process)")
+    p.add_argument("--recover", metavar="BUDGET",
+                   help="recovery training (distillation / QAT) of candidates near the front, per candidate: "
+                        "e.g. 200steps or 30s; the front is built on the recovered metrics")
     p.add_argument("--json", action="store_true", help="print the front as one JSON object")
     p.add_argument("--server", metavar="URL",
                    help="submit to a running devicefit service (search-cli serve) instead of searching here")
@@ -55,7 +58,8 @@ def spec_from_args(args: argparse.Namespace) -> SearchSpec:
             raise SpecError(f"spec file {args.spec!r} does not exist")
         data = parse_spec(path.read_text()).model_dump(mode="json", exclude_unset=True)
     for flag, field in (("model", "model"), ("device", "device"), ("workload", "workload"), ("trials", "trials"),
-                        ("sampler", "sampler"), ("seed", "seed"), ("storage", "storage"), ("study", "study_name")):
+                        ("sampler", "sampler"), ("seed", "seed"), ("storage", "storage"), ("study", "study_name"),
+                        ("recover", "recover")):
         if getattr(args, flag) is not None:
             data[field] = getattr(args, flag)
     if args.max_latency is not None or args.max_memory is not None:
