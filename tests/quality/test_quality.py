@@ -102,3 +102,23 @@ def test_bad_batches_and_students(tiny_llama):
     ev = QualityEvaluator(tiny_llama, torch.ones(1, 8, dtype=torch.long))
     with pytest.raises(DeviceFitError, match="torch.nn.Module"):
         ev.evaluate("not a model")
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gpt2", "bert"])
+def test_every_family_scores_itself_perfectly_and_a_4bit_copy_worse(family):
+    from search.evaluators.pipeline import apply
+    from search.models import ByteTokenizer, LoadedModel, build_from_config
+    from search.recipe import CompressionConfig
+    from search.space.graph import graph_from_model
+    from tests.conftest import tiny_config
+
+    model = build_from_config(tiny_config(family))
+    loaded = LoadedModel(ref=family, model=model, tokenizer=ByteTokenizer(384), graph=graph_from_model(model))
+    ev = QualityEvaluator(loaded, calibration_batches(loaded.tokenizer, split="eval", n=2, seq_len=32))
+    name, direction = primary_metric(loaded.graph)
+    perfect = ev.evaluate(model)[name]
+    worse = ev.evaluate(apply(model, CompressionConfig.uniform(bits=4, group_size=16)))[name]
+    if direction == "min":
+        assert abs(perfect) < 1e-6 < worse
+    else:
+        assert perfect == pytest.approx(1.0, abs=1e-6) and worse < 1.0 - 1e-6
