@@ -123,6 +123,18 @@ class SearchSpec(_Frozen):
 
     _time = field_validator("time_limit")(_unit_checked(parse_duration_ms, "time_limit"))
 
+    @field_validator("recover")
+    @classmethod
+    def _recover_budget(cls, v: str | None) -> str | None:
+        if v is not None:
+            from search.recovery.budget import parse_budget  # '200steps' or a time like '30s'
+
+            try:
+                parse_budget(v)
+            except SpecError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
     @field_validator("objectives")
     @classmethod
     def _objectives(cls, v: tuple[str, ...]) -> tuple[str, ...]:
