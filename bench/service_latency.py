@@ -1,0 +1,203 @@
+"""Service latency: p50/p95/p99 of GET /search/{id} under 50 concurrent polling clients.
+
+What it runs (all on this machine): a private redis-server, one `search-cli worker`
+(2 processes), and `search-cli serve` (one uvicorn process, SQLite database). It
+submits a small real search (demo:minilm) and waits for it to finish, then:
+- finished: 50 clients poll the finished search as fast as they can (closed loop);
+- running:  a second search (many trials) keeps the worker busy while 50 clients
+            poll it, so progress and the front are re-read from Optuna as they change;
+- paced:    50 clients each poll the running search every 0.5 s (twice the web
+            page's rate), the realistic load of 50 open browser tabs.
+Each phase runs `--seconds` seconds; phases are interleaved over `--repeats`
+repeats and the per-phase percentiles are computed over all requests of all
+repeats (the machine is shared and noisy). Latency is measured by the client,
+so it includes the HTTP round trip and the client's own scheduling on 2 cores.
+
+Usage: .venv/bin/python bench/service_latency.py [--seconds 10] [--repeats 2]
+Writes docs/service_latency.json and the figures block of docs/service.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "service.md"
+BEGIN, END = "<!-- service_latency:begin -->", "<!-- service_latency:end -->"
+CLIENTS = 50
+SEARCH = {"model": "demo:minilm", "device": "rpi5", "budget": {"max_latency": "200ms"}, "trials": 6,
+          "calib_samples": 2, "seq_len": 32}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"service_latency: {what} did not happen within {timeout:.0f}s")
+
+
+def http_json(url: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+class Stack:
+    """redis-server + one worker + the service, each a subprocess in a temporary directory."""
+
+    def __init__(self, tmp: Path):
+        self.tmp, self.procs = tmp, []
+        env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", DEVICEFIT_RESULTS=str(tmp / "results"),
+                   DEVICEFIT_ARTIFACT_DIR=str(tmp / "artifacts"))
+        redis_port = free_port()
+        self.broker = f"redis://127.0.0.1:{redis_port}/0"
+        self._start(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                     "--appendonly", "no", "--dir", str(tmp)], env, "redis.log")
+        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(redis_port), "ping"], capture_output=True,
+                                          text=True).stdout.strip() == "PONG", 20, "redis start")
+        self._start([sys.executable, "-m", "search.cli.main", "worker", "--broker", self.broker, "--concurrency", "2",
+                     "--threads", "1", "--loglevel", "warning"], env, "worker.log")
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self._start([sys.executable, "-m", "search.cli.main", "serve", "--port", str(port), "--database-url",
+                     f"sqlite:///{tmp / 'jobs.db'}", "--broker", self.broker, "--log-level", "warning"], env,
+                    "serve.log")
+        wait_until(lambda: http_json(self.url + "/healthz")["status"] == "ok", 60, "service start")
+
+    def _start(self, argv: list[str], env: dict, log: str) -> None:
+        out = open(self.tmp / log, "w")  # noqa: SIM115 - lives as long as the process
+        self.procs.append(subprocess.Popen(argv, cwd=self.tmp, env=env, stdout=out, stderr=subprocess.STDOUT))
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+async def poll(url: str, seconds: float, pause: float) -> tuple[list[float], int]:
+    """CLIENTS clients GET `url` for `seconds`; returns latencies (ms) and the count of non-200 answers."""
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        stop = time.monotonic() + seconds
+
+        async def one_client() -> None:
+            nonlocal errors
+            while time.monotonic() < stop:
+                start = time.perf_counter()
+                try:
+                    r = await client.get(url)
+                except httpx.TransportError:  # counted, not hidden: a reset connection is a failed poll
+                    errors += 1
+                    continue
+                latencies.append((time.perf_counter() - start) * 1000)
+                errors += r.status_code != 200
+                if pause:
+                    await asyncio.sleep(pause)
+
+        await asyncio.gather(*(one_client() for _ in range(CLIENTS)))
+    return latencies, errors
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def summarize(latencies: list[float], errors: int, seconds: float) -> dict:
+    return {"requests": len(latencies), "errors": errors, "rps": round(len(latencies) / seconds, 1),
+            "p50_ms": round(percentile(latencies, 50), 2), "p95_ms": round(percentile(latencies, 95), 2),
+            "p99_ms": round(percentile(latencies, 99), 2), "max_ms": round(max(latencies), 2),
+            "mean_ms": round(statistics.fmean(latencies), 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds per phase and repeat")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="devicefit-bench-") as tmp:
+        stack = Stack(Path(tmp))
+        try:
+            done_id = http_json(stack.url + "/search", SEARCH)["id"]
+            wait_until(lambda: http_json(f"{stack.url}/search/{done_id}")["status"] == "done", 600, "the search")
+            front = len(http_json(f"{stack.url}/search/{done_id}")["front"])
+            running_id = http_json(stack.url + "/search", {**SEARCH, "trials": 5000, "seed": 1})["id"]
+            wait_until(lambda: http_json(f"{stack.url}/search/{running_id}")["progress"]["completed"] > 0, 300,
+                       "the second search to start")
+            phases = {"finished": (done_id, 0.0), "running": (running_id, 0.0), "paced": (running_id, 0.5)}
+            samples: dict[str, list[float]] = {name: [] for name in phases}
+            errors = dict.fromkeys(phases, 0)
+            for _ in range(args.repeats):
+                for name, (job, pause) in phases.items():
+                    lat, err = asyncio.run(poll(f"{stack.url}/search/{job}", args.seconds, pause))
+                    print(f"{name}: {len(lat)} requests, p99 {percentile(lat, 99):.1f} ms, {err} errors",
+                          file=sys.stderr, flush=True)
+                    samples[name] += lat
+                    errors[name] += err
+            trials_seen = http_json(f"{stack.url}/search/{running_id}")["progress"]["completed"]
+        finally:
+            stack.stop()
+
+    total = args.seconds * args.repeats
+    result = {"clients": CLIENTS, "seconds_per_phase": args.seconds, "repeats": args.repeats,
+              "front_size": front, "running_trials_completed": trials_seen,
+              "phases": {name: summarize(samples[name], errors[name], total) for name in phases},
+              "host": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+              "date": time.strftime("%Y-%m-%d")}
+    (ROOT / "docs" / "service_latency.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_doc(result)
+    print(json.dumps(result, indent=2))
+
+
+def write_doc(r: dict) -> None:
+    rows = ["| phase | requests | req/s | p50 ms | p95 ms | p99 ms | max ms | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    what = {"finished": "finished search, closed loop", "running": "running search, closed loop",
+            "paced": "running search, each client every 0.5 s"}
+    for name, p in r["phases"].items():
+        rows.append(f"| {what[name]} | {p['requests']} | {p['rps']} | {p['p50_ms']} | {p['p95_ms']} | "
+                    f"**{p['p99_ms']}** | {p['max_ms']} | {p['errors']} |")
+    block = "\n".join([BEGIN, f"{r['clients']} concurrent clients, {r['seconds_per_phase']:g} s x {r['repeats']} "
+                       f"repeats per phase, {r['host']}, {r['date']} (front of {r['front_size']} candidates; "
+                       f"the running search had {r['running_trials_completed']} trials at the end).", "",
+                       *rows, END])
+    text = DOC.read_text() if DOC.exists() else f"{BEGIN}\n{END}\n"
+    DOC.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _m: block, text, flags=re.S))
+
+
+if __name__ == "__main__":
+    main()
