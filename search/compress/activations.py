@@ -35,7 +35,8 @@ def input_sq_norms(model: nn.Module, modules: dict[str, nn.Module], calibration:
 @torch.no_grad()
 def run_calibration(model: nn.Module, calibration: torch.Tensor, batch_size: int = 8) -> None:
     """Forward passes over the calibration batches (outputs are discarded; hooks observe)."""
-    ids = calibration.to(torch.long)
+    device = next(model.parameters()).device
+    ids = calibration.to(device=device, dtype=torch.long)
     if ids.dim() == 1:
         ids = ids.unsqueeze(0)
     for start in range(0, ids.shape[0], batch_size):

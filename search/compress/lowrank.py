@@ -19,7 +19,7 @@ from search.recipe import LayerCompression
 # A search applies many recipes to one model: the SVD of a weight does not depend on the rank asked
 # for, so it is cached, keyed by a hash of the weight's bytes (bounded in total elements).
 _SVD_CACHE: OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
-SVD_CACHE_ELEMENTS = 48_000_000
+SVD_CACHE_ELEMENTS = 24_000_000  # 96 MB of float32; demo:minilm needs about 16M
 _cached_elements = 0
 
 

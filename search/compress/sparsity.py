@@ -48,7 +48,7 @@ def element_keep_mask(scores: torch.Tensor, setting: LayerCompression) -> torch.
 
 def row_keep_mask(scores: torch.Tensor, setting: LayerCompression) -> torch.Tensor:
     out_f = scores.shape[0]
-    keep = torch.ones(out_f, dtype=torch.bool)
+    keep = torch.ones(out_f, dtype=torch.bool, device=scores.device)
     k = pruned_rows(out_f, setting)
     if k:
         keep[scores.sum(dim=1).topk(k, largest=False).indices] = False

@@ -39,7 +39,7 @@ def _slice(linear: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tens
 def _top(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the k highest scores, in their original order (ties: the earlier index)."""
     if k >= scores.numel():
-        return torch.arange(scores.numel())
+        return torch.arange(scores.numel(), device=scores.device)
     return torch.sort(scores, descending=True, stable=True).indices[:k].sort().values
 
 
@@ -59,8 +59,9 @@ def _col_energy(w: torch.Tensor) -> torch.Tensor:
 
 def _head_rows(groups: torch.Tensor, heads_per_group: int, head_dim: int) -> torch.Tensor:
     """Rows (of q, or columns of o) belonging to the query heads of the kept kv groups."""
-    heads = (groups.unsqueeze(1) * heads_per_group + torch.arange(heads_per_group)).reshape(-1)
-    return (heads.unsqueeze(1) * head_dim + torch.arange(head_dim)).reshape(-1)
+    dev = groups.device
+    heads = (groups.unsqueeze(1) * heads_per_group + torch.arange(heads_per_group, device=dev)).reshape(-1)
+    return (heads.unsqueeze(1) * head_dim + torch.arange(head_dim, device=dev)).reshape(-1)
 
 
 def _slice_heads(layers: dict[str, nn.Linear], graph: ModelGraph, kept_kv: int,

@@ -14,7 +14,7 @@ def test_drops_blocks_and_reindexes_llama():
     assert len(pruned.model.layers) == 2 and pruned.config.num_hidden_layers == 2
     assert [b.self_attn.layer_idx for b in pruned.model.layers] == [0, 1]
     assert torch.equal(pruned.model.layers[1].mlp.up_proj.weight, kept_weight)
-    assert len(model.model.layers) == 4  # the input is untouched
+    assert len(model.model.layers) == 4 and model.config.num_hidden_layers == 4  # the input is untouched
     ids = token_batch(1, 6)
     with torch.no_grad():
         out = pruned(input_ids=ids, use_cache=True)
