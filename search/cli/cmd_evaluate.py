@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     original = memory_report(graph, CompressionConfig()).total_bytes
     metrics = "  ".join(f"{name} {value:.6g}" for name, value in result.quality.items())
+    metrics += "  (cosine 1 = same embeddings as the original)" if "cosine" in result.quality else \
+        "  (kl: nats per token from the original's predictions, 0 = identical)"
     against = "" if source is None else f", compared with its source {source}"
     print(f"model    {args.model} ({graph.family}, {graph.num_blocks} blocks{against})")
     print(f"recipe   {recipe.summary()}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from search.cli.cmd_evaluate import RECIPE_OPTIONS, add_data_args
@@ -56,6 +57,8 @@ def _from_study(args: argparse.Namespace) -> tuple[str, object, str | None, int,
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
     from search.data import read_text_file
     from search.evaluators.pipeline import check_sizes, export
     from search.memory import memory_report
@@ -77,16 +80,22 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DeviceFitError(f"output directory {str(out)!r} exists and is not empty; choose a new --out")
-    loaded = load_model(ref)
-    recipe.resolve(loaded.graph)
-    compressed = None
-    recovery, seed = getattr(args, "recovered", None) or ({}, 0)
-    if recovery.get("kept") == "recovered":
-        from search.recovery.stage import recovered_model
+    # disable=None: the bar shows on a terminal only, so piped stderr carries nothing but errors
+    with tqdm(total=2, desc="loading the model", file=sys.stderr, disable=None, leave=False,
+              bar_format="{desc} [{n}/{total}] {elapsed}") as bar:
+        loaded = load_model(ref)
+        recipe.resolve(loaded.graph)
+        bar.set_description("compressing and writing")
+        bar.update()
+        compressed = None
+        recovery, seed = getattr(args, "recovered", None) or ({}, 0)
+        if recovery.get("kept") == "recovered":
+            from search.recovery.stage import recovered_model
 
-        compressed = recovered_model(loaded, recipe, int(recovery["steps"]), text=text, samples=samples,
-                                     seq_len=seq_len, seed=seed)
-    export(loaded, recipe, out, compressed=compressed, text=text, samples=samples, seq_len=seq_len)
+            compressed = recovered_model(loaded, recipe, int(recovery["steps"]), text=text, samples=samples,
+                                         seq_len=seq_len, seed=seed)
+        export(loaded, recipe, out, compressed=compressed, text=text, samples=samples, seq_len=seq_len)
+        bar.update()
     memory = memory_report(loaded.graph, recipe).total_bytes
     disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     if args.json:

@@ -7,6 +7,7 @@ both with the same number of samples and sequence length.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +35,9 @@ class RecipeEvaluation:
     compressed: Any = field(repr=False)  # torch.nn.Module
 
     def as_json(self) -> dict[str, Any]:
-        return {"quality": self.quality, "memory_bytes": self.memory_bytes,
-                "recipe": self.recipe.model_dump(mode="json")}
+        # a student broken enough to overflow (NaN/inf) reads as null: JSON has no infinities
+        quality = {k: (v if math.isfinite(v) else None) for k, v in self.quality.items()}
+        return {"quality": quality, "memory_bytes": self.memory_bytes, "recipe": self.recipe.model_dump(mode="json")}
 
 
 def check_sizes(graph: ModelGraph, samples: int, seq_len: int) -> None:
