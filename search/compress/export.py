@@ -67,8 +67,8 @@ def _replaceable(path: Path) -> bool:
 def _swap_into_place(tmp: Path, out: Path) -> None:
     old = None
     if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.rename(out, old)
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rename(out, old / out.name)  # moved aside first: the new export then takes the name in one rename
     os.rename(tmp, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
@@ -91,7 +91,6 @@ def _unique_tensors(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, st
 
 def load_compressed(directory: str | Path) -> Any:
     """LoadedModel of a devicefit export (graph = the original model's graph)."""
-    import torch
     from safetensors.torch import load_file
     from transformers import AutoConfig
     from transformers.initialization import no_init_weights
@@ -121,7 +120,6 @@ def load_compressed(directory: str | Path) -> Any:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ModelError(f"{str(path)!r} does not match its recipe: {str(exc).splitlines()[0]}") from None
-    torch.set_grad_enabled(torch.is_grad_enabled())
     tokenizer = load_tokenizer(path, config)
     return LoadedModel(ref=str(path), model=model.eval(), tokenizer=tokenizer, graph=graph, source_dir=path)
 

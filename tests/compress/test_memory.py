@@ -70,6 +70,6 @@ def test_model_bytes_counts_shared_storage_once():
     assert model_bytes(model) == 2 * sum(p.numel() for p in model.parameters())
 
 
-def test_memory_module_does_not_import_torch():
-    code = "import sys, search.memory; assert 'torch' not in sys.modules"
+def test_memory_and_package_import_do_not_import_torch():
+    code = "import sys, search.memory, search.compress; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
