@@ -294,6 +294,14 @@ class _Search:
             closest=closest, stopped_by=stopped_by)
 
 
+def preflight(spec: SearchSpec) -> None:
+    """Every refusal that needs no evaluation, at once: unknown model or device, unreachable budget."""
+    from search.models import load_graph
+
+    graph = load_graph(spec.model)
+    check_reachable(spec, RecipeSpace(graph, spec.space), CheapEvaluator(spec, graph))
+
+
 def check_reachable(spec: SearchSpec, space: RecipeSpace, cheap: CheapEvaluator) -> None:
     """Refuse at once a budget that even the most compressed recipe of the space cannot meet."""
     s = spec.space

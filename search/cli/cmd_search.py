@@ -73,18 +73,9 @@ def spec_from_args(args: argparse.Namespace) -> SearchSpec:
     return parse_spec(data)
 
 
-def check_inputs(spec: SearchSpec) -> None:
-    """Fail on an unknown device or model before any work starts (one line each)."""
-    from search.hw_profiles.profile import load_profile
-    from search.models import load_graph
-
-    load_profile(spec.device)
-    load_graph(spec.model)
-
-
 def run(args: argparse.Namespace) -> int:
     from search.cli.front_table import front_table
-    from search.engine import run_search
+    from search.engine import preflight, run_search
     from search.executors.local import LocalExecutor
 
     spec = spec_from_args(args)
@@ -94,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         return run_remote(spec, args.server, as_json=args.json, bar_factory=_ProgressBar)
     if args.workers < 1:
         raise SpecError("--workers must be at least 1")
-    check_inputs(spec)
+    preflight(spec)  # bad model, device or budget: one line before any progress bar
     executor = LocalExecutor(workers=args.workers)
     with _ProgressBar(spec) as bar:
         result = run_search(spec, executor, progress=bar.update, resume=args.resume)
