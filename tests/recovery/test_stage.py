@@ -51,3 +51,22 @@ def test_known_gains_skip_hopeless_candidates():
     assert worth_recovering({"kl": 0.3}, 20, 200, True, front, history, OBJECTIVES, METRIC)  # 0.3-0.3 < 0.05
     assert not worth_recovering({"kl": 0.5}, 20, 200, True, front, history, OBJECTIVES, METRIC)
     assert worth_recovering({"kl": 0.5}, 5, 200, True, front, history, OBJECTIVES, METRIC)  # faster than it
+
+
+def test_export_writes_the_recovered_weights(tiny_llama, tmp_path):
+    import torch
+
+    from search.compress.apply import apply
+    from search.compress.export import load_compressed
+    from search.evaluators.pipeline import export
+    from search.recovery.stage import recovered_model
+
+    recipe = CompressionConfig.uniform(bits=2, group_size=32)
+    model = recovered_model(tiny_llama, recipe, 4, samples=4, seq_len=32)
+    plain = apply(tiny_llama.model, recipe)
+    out = export(tiny_llama, recipe, tmp_path / "out", compressed=model)
+    reloaded = load_compressed(out).model
+    ids = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(reloaded(ids).logits, model(ids).logits)
+        assert not torch.equal(reloaded(ids).logits, plain(ids).logits)
