@@ -7,10 +7,11 @@ from fastapi import Header, Request
 from service.security import check_token
 
 
-def services(request: Request):
+# async: trivial dependencies run on the event loop instead of costing a thread hop per request
+async def services(request: Request):
     return request.app.state.services
 
 
-def require_token(request: Request, authorization: str | None = Header(None, include_in_schema=False)) -> None:
+async def require_token(request: Request, authorization: str | None = Header(None, include_in_schema=False)) -> None:
     """Mutating routes: when the server has a token, the request must carry it."""
     check_token(authorization, request.app.state.services.settings)

@@ -92,3 +92,48 @@ def wait_for(client, job_id: str, until, timeout: float = 240.0) -> dict:
             return detail
         time.sleep(1.0)
     pytest.fail(f"search {job_id} did not get there in {timeout:.0f}s; last: {detail}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served(celery_worker, tmp_path_factory):
+    """`search-cli serve` on a free port, its own SQLite database, the test worker's broker."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    tmp = tmp_path_factory.mktemp("serve")
+    port = free_port()
+    env = dict(os.environ, DEVICEFIT_ARTIFACT_DIR=str(tmp / "artifacts"), PYTHONPATH=str(REPO))
+    env.pop("DEVICEFIT_API_TOKEN", None)
+    log = open(tmp / "serve.log", "w")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen([sys.executable, "-m", "search.cli.main", "serve", "--port", str(port),
+                             "--database-url", f"sqlite:///{tmp / 'jobs.db'}", "--broker", celery_worker["broker"],
+                             "--log-level", "warning"], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("search-cli serve did not start:\n" + (tmp / "serve.log").read_text()[-3000:])
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

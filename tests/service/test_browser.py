@@ -4,13 +4,7 @@ finish, see the front plotted, open a candidate and download it. Screenshots go 
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import tarfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,43 +15,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = REPO / "docs" / "screenshots"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def served(celery_worker, tmp_path_factory):
-    """`search-cli serve` on a free port, its own SQLite database, the test worker's broker."""
-    tmp = tmp_path_factory.mktemp("serve")
-    port = _free_port()
-    env = dict(os.environ, DEVICEFIT_ARTIFACT_DIR=str(tmp / "artifacts"), PYTHONPATH=str(REPO))
-    env.pop("DEVICEFIT_API_TOKEN", None)
-    log = open(tmp / "serve.log", "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen([sys.executable, "-m", "search.cli.main", "serve", "--port", str(port),
-                             "--database-url", f"sqlite:///{tmp / 'jobs.db'}", "--broker", celery_worker["broker"],
-                             "--log-level", "warning"], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("search-cli serve did not start:\n" + (tmp / "serve.log").read_text()[-3000:])
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
 
 
 @pytest.fixture(scope="module")
