@@ -55,8 +55,9 @@ def random_recipe(rng: random.Random, num_blocks: int, mlp_pattern: str) -> Comp
                          "keep_blocks": None if depth == 1.0 else list(evenly_spaced_blocks(num_blocks, depth))})
 
 
-def run_group(name: str, loaded, workload: str, recipes: list[CompressionConfig], profile, rounds: int,
+def run_group(name: str, loaded, workload: str, recipes: list[CompressionConfig], profiles: tuple, rounds: int,
               chunk: int, rng: random.Random) -> list[dict]:
+    """Rows of measured vs predicted (with profiles[0]; profiles[1] gives predicted_shipped_ms)."""
     # the submodule, not the package attribute: importing search.compress.apply shadows the latter
     from search.compress.apply import apply
 
@@ -81,12 +82,14 @@ def run_group(name: str, loaded, workload: str, recipes: list[CompressionConfig]
                 samples[k].append(time_ms(runs[k], "cpu"))
         for k, values in samples.items():
             recipe = recipes[k]
-            predicted = predict_latency(loaded.graph, recipe, workload, profile).total_ms
+            predicted = predict_latency(loaded.graph, recipe, workload, profiles[0]).total_ms
+            shipped = predict_latency(loaded.graph, recipe, workload, profiles[1]).total_ms
             med = statistics.median(values)
             q = statistics.quantiles(values, n=4)
             rows.append({"model": name, "workload": workload, "recipe": recipe.summary(),
                          "recipe_json": json.loads(recipe.to_json()), "measured_ms": med,
-                         "spread_ms": q[2] - q[0], "predicted_ms": predicted, "error": predicted / med - 1})
+                         "spread_ms": q[2] - q[0], "predicted_ms": predicted, "error": predicted / med - 1,
+                         "predicted_shipped_ms": shipped, "error_shipped": shipped / med - 1})
         del models, runs
         gc.collect()
     return rows
@@ -112,11 +115,11 @@ def spearman(a: list[float], b: list[float]) -> float:
     return cov / var if var else 0.0
 
 
-def summarize(rows: list[dict]) -> dict:
-    errs = [abs(r["error"]) for r in rows]
+def summarize(rows: list[dict], which: str = "") -> dict:
+    errs = [abs(r["error" + which]) for r in rows]
     return {"n": len(rows), "within_10": sum(e <= 0.10 for e in errs) / len(rows),
             "within_20": sum(e <= 0.20 for e in errs) / len(rows), "median_abs_error": statistics.median(errs),
-            "spearman": spearman([r["measured_ms"] for r in rows], [r["predicted_ms"] for r in rows]),
+            "spearman": spearman([r["measured_ms"] for r in rows], [r["predicted" + which + "_ms"] for r in rows]),
             "median_relative_spread": statistics.median(r["spread_ms"] / r["measured_ms"] for r in rows)}
 
 
@@ -156,10 +159,12 @@ def write_docs(result: dict) -> None:
              f"load average during the run {result['load_before']} -> {result['load_after']}.", "",
              "| model | workload | n | within ±10% | within ±20% | median abs error | Spearman | median spread (IQR/median) |",
              "|---|---|---|---|---|---|---|---|"]
-    for key, s in result["summary"].items():
-        wl = next((r["workload"] for r in result["rows"] if r["model"] == key), "all")
-        lines.append(f"| {key} | {wl} | {s['n']} | {s['within_10']:.0%} | {s['within_20']:.0%} | "
-                     f"{s['median_abs_error']:.1%} | {s['spearman']:.3f} | {s['median_relative_spread']:.1%} |")
+    for label, table in ((f"`{result['profile']}` profile", result["summary"]),
+                         (f"shipped host.yaml ({result['shipped_host_measured']})", result["summary_shipped_host_yaml"])):
+        for key, s in table.items():
+            wl = next((r["workload"] for r in result["rows"] if r["model"] == key), "both")
+            lines.append(f"| {key}, {label} | {wl} | {s['n']} | {s['within_10']:.0%} | {s['within_20']:.0%} | "
+                         f"{s['median_abs_error']:.1%} | {s['spearman']:.3f} | {s['median_relative_spread']:.1%} |")
     lines += ["", "![predicted vs measured](latency_accuracy.png)", "", MARK_END]
     start, end = text.find(MARK_START), text.find(MARK_END)
     if start < 0 or end < 0:
@@ -173,7 +178,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipes", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=9)
-    ap.add_argument("--profile", default="host")
+    ap.add_argument("--profile", default="fresh",
+                    help="'fresh' (default): measure this host with search-cli profile's benchmarks right before "
+                         "timing, so both see the same machine load; or a profile name / .yaml file")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--llama-workload", default="decode:128")
     ap.add_argument("--minilm-workload", default="encode:128")
@@ -186,15 +193,27 @@ def main() -> int:
     from search.space.graph import graph_from_model
 
     quiet_transformers()
-    profile = load_profile(args.profile)
     rng = random.Random(args.seed)
     load_before = round(os.getloadavg()[0], 1)
+    shipped = load_profile("host")
+    if args.profile == "fresh":
+        from search.hw_profiles.host import measure_host
+
+        t0 = time.time()
+        profile = measure_host(rounds=15)
+        print(f"  measured a fresh host profile in {time.time() - t0:.0f}s", flush=True)
+        if not args.no_docs:
+            DOCS.mkdir(exist_ok=True)
+            (DOCS / "latency_host_profile.yaml").write_text(profile.to_yaml())
+    else:
+        profile = load_profile(args.profile)
     rows: list[dict] = []
     with pinned_threads(DEFAULT_THREADS):
         minilm = load_model("demo:minilm")
         recipes = [CompressionConfig()] + [random_recipe(rng, minilm.graph.num_blocks, "intermediate|output\\.dense")
                                            for _ in range(args.recipes - 1)]
-        rows += run_group("demo:minilm", minilm, args.minilm_workload, recipes, profile, args.rounds, 30, rng)
+        rows += run_group("demo:minilm", minilm, args.minilm_workload, recipes, (profile, shipped), args.rounds, 30,
+                          rng)
         del minilm
         gc.collect()
         model = build_from_config(LLAMA_100M)
@@ -202,17 +221,24 @@ def main() -> int:
                             graph=graph_from_model(model))
         recipes = [CompressionConfig()] + [random_recipe(rng, llama.graph.num_blocks, "mlp")
                                            for _ in range(args.recipes - 1)]
-        rows += run_group("llama-100m", llama, args.llama_workload, recipes, profile, args.rounds, 10, rng)
-    summary = {name: summarize([r for r in rows if r["model"] == name]) for name in ("demo:minilm", "llama-100m")}
+        rows += run_group("llama-100m", llama, args.llama_workload, recipes, (profile, shipped), args.rounds, 10,
+                          rng)
+    models = ("demo:minilm", "llama-100m")
+    summary = {name: summarize([r for r in rows if r["model"] == name]) for name in models}
     summary["all"] = summarize(rows)
+    summary_shipped = {name: summarize([r for r in rows if r["model"] == name], "_shipped") for name in models}
+    summary_shipped["all"] = summarize(rows, "_shipped")
     result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "profile": args.profile,
               "recipes": args.recipes, "rounds": args.rounds, "threads": DEFAULT_THREADS,
               "load_before": load_before, "load_after": round(os.getloadavg()[0], 1),
-              "summary": summary, "rows": rows}
-    for name, s in summary.items():
-        print(f"{name:<12} n={s['n']} within10={s['within_10']:.0%} within20={s['within_20']:.0%} "
-              f"median|err|={s['median_abs_error']:.1%} spearman={s['spearman']:.3f} "
-              f"spread={s['median_relative_spread']:.1%}")
+              "summary": summary, "summary_shipped_host_yaml": summary_shipped,
+              "shipped_host_measured": shipped.measured.date if shipped.measured else None, "rows": rows}
+    for label, table in ((args.profile, summary), ("shipped host.yaml", summary_shipped)):
+        print(f"profile: {label}")
+        for name, s in table.items():
+            print(f"  {name:<12} n={s['n']} within10={s['within_10']:.0%} within20={s['within_20']:.0%} "
+                  f"median|err|={s['median_abs_error']:.1%} spearman={s['spearman']:.3f} "
+                  f"spread={s['median_relative_spread']:.1%}")
     if args.no_docs:
         Path("/tmp/latency_accuracy.json").write_text(json.dumps(result, indent=1))
     else:

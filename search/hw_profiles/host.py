@@ -29,15 +29,17 @@ LINEAR_SHAPES = ((384, 96), (96, 384), (384, 384), (384, 1536), (1536, 384), (76
                  (768, 2048), (2048, 768), (1024, 1024), (768, 8192))
 LINEAR_ROWS = (1, 4, 16, 64, 128, 256, 512)
 # tiny models of each family: their time is framework overhead, not arithmetic
-TINY = {
-    "llama": dict(model_type="llama", hidden_size=64, intermediate_size=128, num_attention_heads=4,
+# small models of each family at a realistic width: what their blocks cost beyond the matrix products and
+# attention is the framework's glue (norms, rotary, activations, residuals, cache updates)
+REFERENCE = {
+    "llama": dict(model_type="llama", hidden_size=384, intermediate_size=1024, num_attention_heads=6,
                   num_key_value_heads=2, vocab_size=256, max_position_embeddings=1024, tie_word_embeddings=False),
-    "qwen2": dict(model_type="qwen2", hidden_size=64, intermediate_size=128, num_attention_heads=4,
+    "qwen2": dict(model_type="qwen2", hidden_size=384, intermediate_size=1024, num_attention_heads=6,
                   num_key_value_heads=2, vocab_size=256, max_position_embeddings=1024, tie_word_embeddings=True),
-    "gpt2": dict(model_type="gpt2", n_embd=64, n_head=4, vocab_size=256, n_positions=1024, bos_token_id=0,
-                 eos_token_id=0),
-    "bert": dict(model_type="bert", hidden_size=64, num_attention_heads=4, intermediate_size=128, vocab_size=256,
-                 max_position_embeddings=1024),
+    "gpt2": dict(model_type="gpt2", n_embd=384, n_inner=1024, n_head=6, vocab_size=256, n_positions=1024,
+                 bos_token_id=0, eos_token_id=0),
+    "bert": dict(model_type="bert", hidden_size=384, num_attention_heads=12, intermediate_size=1536, vocab_size=256,
+                 max_position_embeddings=1024),  # MiniLM-shaped: small encoders use 32-wide heads
 }
 BLOCK_KEY = {"llama": "num_hidden_layers", "qwen2": "num_hidden_layers", "gpt2": "n_layer", "bert": "num_hidden_layers"}
 
@@ -128,36 +130,58 @@ def bench_copy(rounds: int) -> float:
     return 2 * x.numel() * 2 / (med * 1e-3) / 1e9  # read + write
 
 
-def bench_framework(rounds: int, linear_op_us: float, attention_op_us: float) -> tuple[dict, dict]:
-    """Per-block and per-forward framework cost of each family and workload kind (µs), from tiny models."""
+def bench_framework(rounds: int, partial: DeviceProfile) -> tuple[dict, dict, dict]:
+    """Framework cost of each family: (block µs, forward µs, elementwise ns per element), by 'family:kind'.
+
+    Reference models of 1 and 3 blocks are timed; the per-block slope minus what `partial` (a profile
+    with the measured matrix-product and attention costs, no glue) predicts for a block is the glue.
+    Two token counts separate its fixed part from its part per element of activations.
+    """
     import torch
 
+    from search.hw_profiles.latency import elementwise_elements, predict_latency
     from search.models import build_from_config
+    from search.recipe import CompressionConfig
     from search.space.graph import graph_from_config
 
-    cases, shapes = {}, {}
-    for family, cfg in TINY.items():
-        kinds = ("encode",) if family == "bert" else ("prefill", "decode")
+    plan = {"bert": {"encode": (16, 128)}}
+    cases, graphs = {}, {}
+    for family, cfg in REFERENCE.items():
+        kinds = plan.get(family, {"prefill": (16, 128), "decode": (128,)})
         for blocks in (1, 3):
             conf = dict(cfg, **{BLOCK_KEY[family]: blocks})
             model = build_from_config(conf).to(torch.bfloat16)
-            graph = graph_from_config(conf)
-            for kind in kinds:
-                cases[(family, kind, blocks)] = runner(model, f"{kind}:16")
-                linears_per_block = sum(1 for layer in graph.layers if layer.block == 0)
-                shapes[(family, kind, blocks)] = (linears_per_block, len(graph.layers) - blocks * linears_per_block)
-    med = interleaved_medians(cases, rounds)
-    block_us, forward_us = {}, {}
-    for family, kind, blocks in cases:
-        if blocks != 1:
-            continue
-        per_block, outside = shapes[(family, kind, 1)]
-        slope = (med[(family, kind, 3)] - med[(family, kind, 1)]) / 2 * 1000
-        block = max(0.0, slope - per_block * linear_op_us - attention_op_us)
-        forward = max(0.0, med[(family, kind, 1)] * 1000 - slope - outside * linear_op_us)
-        block_us[f"{family}:{kind}"] = round(block, 2)
-        forward_us[f"{family}:{kind}"] = round(forward, 2)
-    return block_us, forward_us
+            graphs[(family, blocks)] = graph_from_config(conf)
+            for kind, token_counts in kinds.items():
+                for tokens in token_counts:
+                    cases[(family, kind, tokens, blocks)] = runner(model, f"{kind}:{tokens}")
+    with torch.inference_mode():
+        med = interleaved_medians(cases, rounds)
+    block_us, forward_us, elem_ns = {}, {}, {}
+    for family, kind in sorted({(f, k) for f, k, _, _ in cases}):
+        token_counts = sorted({t for f, k, t, _ in cases if (f, k) == (family, kind)})
+        graph = graphs[(family, 1)]
+        residual, outside, elements = {}, {}, {}
+        for tokens in token_counts:
+            report = predict_latency(graph, CompressionConfig(), f"{kind}:{tokens}", partial)
+            in_block = sum(op.time_ms for op in report.layers if op.block is not None)
+            slope = (med[(family, kind, tokens, 3)] - med[(family, kind, tokens, 1)]) / 2
+            residual[tokens] = (slope - in_block) * 1e3
+            outside[tokens] = (med[(family, kind, tokens, 1)] - slope - (report.total_ms - in_block)) * 1e3
+            elements[tokens] = elementwise_elements(graph, 1 if kind == "decode" else tokens, 1.0)
+        key = f"{family}:{kind}"
+        if len(token_counts) == 2:
+            lo, hi = token_counts
+            per_elem = max(0.0, (residual[hi] - residual[lo]) / (elements[hi] - elements[lo]))
+            elem_ns[key] = round(per_elem * 1e3, 4)
+        per_elem_us = elem_ns.get(key, elem_ns.get(f"{family}:prefill", 0.0)) * 1e-3
+        lo = token_counts[0]
+        block_us[key] = round(max(0.0, residual[lo] - per_elem_us * elements[lo]), 2)
+        forward_us[key] = round(max(0.0, outside[lo]), 2)
+    for key in list(block_us):  # decode glue per element follows prefill's
+        family, kind = key.split(":")
+        elem_ns.setdefault(key, elem_ns.get(f"{family}:prefill", 0.0))
+    return block_us, forward_us, elem_ns
 
 
 def bench_dequant(rounds: int) -> dict[int, float]:
@@ -189,22 +213,30 @@ def measure_host(threads: int = DEFAULT_THREADS, rounds: int = 21) -> DeviceProf
 
     with pinned_threads(threads):
         op_by_rows, gflops_by_rows, fit_err = bench_linear(rounds)
-        op_us = op_by_rows[min(op_by_rows)]
         attn_op, attn_gflops = bench_attention(rounds)
         copy = bench_copy(rounds)
-        block_us, forward_us = bench_framework(rounds, op_us, attn_op)
         try:
             dequant = bench_dequant(max(3, rounds // 3))
         except ImportError:
             dequant = {}
-    cpu = _cpu_name()
-    measured = MeasuredTables(
-        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), threads=threads, torch=torch.__version__,
-        clock="cpu" if threads == 1 else "wall", cpu=cpu, linear_op_us_by_rows=op_by_rows,
-        linear_gflops_by_rows=gflops_by_rows,
-        linear_fit_error=round(fit_err, 3), attention_op_us=round(attn_op, 2),
-        attention_gflops=round(attn_gflops, 1), copy_gbs=round(copy, 2), block_us=block_us, forward_us=forward_us,
-        dequant_cached=True, dequant_ns_per_weight=dequant)
+        cpu = _cpu_name()
+        measured = MeasuredTables(
+            date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), threads=threads, torch=torch.__version__,
+            clock="cpu" if threads == 1 else "wall", cpu=cpu, linear_op_us_by_rows=op_by_rows,
+            linear_gflops_by_rows=gflops_by_rows, linear_fit_error=round(fit_err, 3),
+            attention_op_us=round(attn_op, 2), attention_gflops=round(attn_gflops, 1), copy_gbs=round(copy, 2),
+            block_us={}, forward_us={}, elementwise_ns={}, dequant_cached=True, dequant_ns_per_weight=dequant)
+        partial = _host_profile(measured, threads, gflops_by_rows, copy)
+        block_us, forward_us, elem_ns = bench_framework(rounds, partial)
+    measured = measured.model_copy(update={"block_us": block_us, "forward_us": forward_us,
+                                           "elementwise_ns": elem_ns})
+    return _host_profile(measured, threads, gflops_by_rows, copy)
+
+
+def _host_profile(measured: MeasuredTables, threads: int, gflops_by_rows: dict, copy: float) -> DeviceProfile:
+    import torch
+
+    cpu = measured.cpu
     return DeviceProfile(
         name="host", version=1,
         description=f"this machine ({cpu}), PyTorch eager bf16 on {threads} pinned thread(s)",
@@ -218,8 +250,11 @@ def measure_host(threads: int = DEFAULT_THREADS, rounds: int = 21) -> DeviceProf
         efficiency=Efficiency(compute=1.0, memory=1.0, overhead=1.0, dequant=1.0),
         sources=(f"measured by search-cli profile on {platform.node() or 'this host'} "
                  f"({measured.date}, {threads} thread(s))",),
-        notes=("linear: time = op + bf16 weight bytes / stream rate + FLOPs / peak, fitted to a grid of F.linear "
-               "timings; block/forward costs from tiny models of 1 and 3 blocks",
+        notes=("linear: time = op(rows) + max(bf16 weight bytes / one-row stream rate, FLOPs / gflops(rows)), "
+               "fitted per row count to F.linear timings over 11 shapes",
+               "block glue (norms, rotary, activations, residuals, cache updates): reference models of 1 and 3 "
+               "blocks at width 384, minus their predicted matrix products and attention; a fixed part per block "
+               "plus a part per activation element",
                "quantized and sparse layers cost their one-time dequantization (dequant_ns_per_weight) on the "
                "first forward only"),
         measured=measured)

@@ -111,6 +111,7 @@ class _Costs:
         # rows each matrix product sees: every token in encode/prefill, one per sequence in decode
         self.rows = workload.batch * (1 if workload.kind == "decode" else workload.tokens)
         self.act = profile.activation_bytes
+        self._linear_cache: dict[tuple, tuple[float, float, float, float, float, int]] = {}
 
     # ---- throughput ----------------------------------------------------------
     def op_s(self, rows: int) -> float:
@@ -145,13 +146,22 @@ class _Costs:
 
     # ---- ops ------------------------------------------------------------------
     def linear(self, layer: LayerInfo, in_f: int, out_f: int, setting: LayerCompression) -> tuple[LayerLatency, int]:
-        from search.memory import layer_plans
-
         rows = self.rows
         if layer.role == "lm_head" and self.w.kind == "prefill" and self.p.prefill_logits == "last":
             rows = self.w.batch
+        key = (rows, in_f, out_f, layer.bias, setting)
+        costs = self._linear_cache.get(key)
+        if costs is None:  # blocks repeat the same shapes and settings: cost each combination once
+            costs = self._linear_cache[key] = self._linear_costs(rows, in_f, out_f, layer.bias, setting)
+        flops, moved, compute, memory, overhead, stored = costs
+        return _op(layer.name, "linear", layer.block, flops, moved, compute, memory, overhead), stored
+
+    def _linear_costs(self, rows: int, in_f: int, out_f: int, bias: bool,
+                      setting: LayerCompression) -> tuple[float, float, float, float, float, int]:
+        from search.memory import layer_plans
+
         storage = self._storage_setting(setting)
-        plans = layer_plans(in_f, out_f, layer.bias, storage).values()
+        plans = layer_plans(in_f, out_f, bias, storage).values()
         stored = sum(plan.nbytes for plan in plans)
         # weights the kernels multiply: stored rows (channel pruning drops rows) of every factor
         weights = sum(plan.rows * plan.in_features for plan in plans)
@@ -159,8 +169,7 @@ class _Costs:
         compute = flops / self.linear_flops_per_s(rows, storage.quantized) + self.dequant_s(weights, storage.bits)
         activations = sum(rows * (plan.in_features + plan.out_features) for plan in plans) * self.act
         memory = stored / self.weight_stream_bytes_per_s() + activations / self.bandwidth
-        return _op(layer.name, "linear", layer.block, flops, stored + activations, compute, memory,
-                   len(plans) * self.op_s(rows)), stored
+        return flops, float(stored + activations), compute, memory, len(plans) * self.op_s(rows), stored
 
     def attention(self, block: int, recipe: CompressionConfig) -> LayerLatency:
         g, w = self.g, self.w
@@ -182,17 +191,17 @@ class _Costs:
 
     def elementwise(self, block: int, recipe: CompressionConfig) -> LayerLatency:
         g = self.g
-        inter = g.kept_neurons(recipe.width.mlp)
-        gated = g.family in GATED_MLP_FAMILIES
-        # norms, residual adds, rotary/bias adds read+write the hidden state; the MLP activation its neurons
-        per_row = 10 * g.hidden_size + (3 if gated else 2) * inter
-        moved = float(self.rows * per_row * self.act)
-        flops = float(self.rows * per_row)
+        elements = elementwise_elements(g, self.rows, recipe.width.mlp)
+        moved = float(elements * self.act)
         measured = self.p.measured
-        block_us = _by_family(measured.block_us, g.family, self.w.kind) if measured else self.p.overheads.block_us
+        if measured is not None:
+            block_us = _by_family(measured.block_us, g.family, self.w.kind)
+            memory = elements * _by_family(measured.elementwise_ns, g.family, self.w.kind) * 1e-9
+            memory = max(memory, moved / self.bandwidth)
+        else:
+            block_us, memory = self.p.overheads.block_us, moved / self.bandwidth
         overhead = block_us * 1e-6 * self.p.efficiency.overhead
-        return _op(f"block{block}.elementwise", "elementwise", block, flops, moved, 0.0,
-                   moved / self.bandwidth, overhead)
+        return _op(f"block{block}.elementwise", "elementwise", block, float(elements), moved, 0.0, memory, overhead)
 
     def forward_overhead(self) -> LayerLatency:
         g, rows = self.g, self.rows
@@ -229,6 +238,13 @@ class _Costs:
         if setting.sparsity_pattern == SparsityPattern.TWO_FOUR:
             return best
         return min(best, 1.0 / (1.0 - setting.sparsity))
+
+
+def elementwise_elements(graph: ModelGraph, rows: int, mlp_fraction: float) -> int:
+    """Activation elements one block's glue touches: norms, residuals and rotary on the hidden state
+    (about ten passes), the MLP activation on its neurons (three passes gated, two otherwise)."""
+    gated = graph.family in GATED_MLP_FAMILIES
+    return rows * (10 * graph.hidden_size + (3 if gated else 2) * graph.kept_neurons(mlp_fraction))
 
 
 def _op(name: str, kind: str, block: int | None, flops: float, moved: float, compute_s: float,

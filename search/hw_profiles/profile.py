@@ -67,8 +67,10 @@ class MeasuredTables(_Strict):
     attention_op_us: float
     attention_gflops: float = Field(gt=0)
     copy_gbs: float = Field(gt=0, description="elementwise traffic rate (clone of a large tensor)")
-    block_us: dict[str, float] = Field(description="per-block framework cost by model family (norms, glue ops)")
-    forward_us: dict[str, float] = Field(description="per-forward framework cost by model family")
+    block_us: dict[str, float] = Field(description="fixed per-block framework cost by 'family:kind' (glue ops)")
+    forward_us: dict[str, float] = Field(description="per-forward framework cost by 'family:kind'")
+    elementwise_ns: dict[str, float] = Field(
+        default_factory=dict, description="glue cost per activation element by 'family:kind'")
     dequant_cached: bool = Field(
         True, description="PackedLinear keeps its dequantized bf16 weight after the first call")
     dequant_ns_per_weight: dict[int, float] = Field(
