@@ -81,11 +81,15 @@ def test_zero_weight_channels_prune_to_identical_outputs(family, calibrated):
     mlp = 1 - 5 / graph.intermediate_size  # removes exactly the 5 zeroed neurons
     heads = 1 - 1 / graph.num_kv_heads  # removes exactly the zeroed key/value group
     recipe = C.uniform(width=mlp, heads=heads)
+    calibration = token_batch(4, 16) if calibrated else None
+    ids = token_batch()
+    # the model as apply returns it (bfloat16): bit-identical outputs
+    assert torch.equal(outputs(apply(model, recipe, calibration), ids), outputs(apply(model, C.uniform()), ids))
+    # in float32 too, up to summation order (a matmul over fewer columns may block differently)
     full = apply(model, C.uniform(), dtype=torch.float32)
-    sliced = apply(model, recipe, calibration=token_batch(4, 16) if calibrated else None, dtype=torch.float32)
+    sliced = apply(model, recipe, calibration=calibration, dtype=torch.float32)
     assert graph.kept_neurons(mlp) == graph.intermediate_size - 5
     assert graph.kept_kv_heads(heads) == graph.num_kv_heads - 1
-    ids = token_batch()
     torch.testing.assert_close(outputs(sliced, ids), outputs(full, ids), rtol=1e-5, atol=1e-5)
     assert sum(p.numel() for p in sliced.parameters()) < sum(p.numel() for p in full.parameters())
 
@@ -98,3 +102,19 @@ def test_sliced_model_runs_with_kv_cache():
         out = sliced(input_ids=ids, use_cache=True)
         step = sliced(input_ids=ids[:, -1:], past_key_values=out.past_key_values, use_cache=True)
     assert step.logits.shape == (1, 1, 384)
+
+
+def test_calibrated_ranking_follows_activations_not_weights():
+    """Neurons with the largest weights but a bias that keeps GELU at 0 are dead: calibration prunes them."""
+    model = tiny_model("bert")
+    dead = torch.arange(0, 160, 4)  # 40 of 160 neurons per block
+    with torch.no_grad():
+        for block in model.encoder.layer:
+            block.intermediate.dense.weight[dead] *= 10
+            block.intermediate.dense.bias[dead] = -1000.0
+    recipe = C.uniform(width=0.75)  # keeps 120: exactly the live ones, if ranked by activation
+    calibrated = apply(model, recipe, calibration=token_batch(4, 16))
+    by_weight = apply(model, recipe)
+    for block in calibrated.encoder.layer:
+        assert not (block.intermediate.dense.bias == -1000).any()
+    assert all(int((b.intermediate.dense.bias == -1000).sum()) == 40 for b in by_weight.encoder.layer)
