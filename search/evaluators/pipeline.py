@@ -76,6 +76,17 @@ def calibration_for(loaded: LoadedModel, text: TextSource = None, samples: int =
     return calibration_batches(loaded.tokenizer, text, "calib", samples, _seq_len_for(loaded, seq_len))
 
 
+def needs_calibration(recipe: CompressionConfig) -> bool:
+    """Only Wanda scores and width-pruning importance look at activations; the rest is data-free."""
+    return (recipe.width.mlp < 1 or recipe.width.heads < 1
+            or any(s.sparsity > 0 and s.sparsity_score == "wanda" for s in recipe.layers.values()))
+
+
+def calibration_if_needed(loaded: LoadedModel, recipe: CompressionConfig, text: TextSource = None,
+                          samples: int = 16, seq_len: int = 128) -> torch.Tensor | None:
+    return calibration_for(loaded, text, samples, seq_len) if needs_calibration(recipe) else None
+
+
 def evaluator_for(loaded: LoadedModel, text: TextSource = None, samples: int = 16, seq_len: int = 128) -> Any:
     """A QualityEvaluator of ``loaded`` on the evaluation part of the text."""
     from search.data import calibration_batches
@@ -94,7 +105,8 @@ def evaluate(loaded: LoadedModel, student: Any = None, *, text: TextSource = Non
     """
     if isinstance(student, CompressionConfig):
         student.resolve(loaded.graph)
-        student = apply_recipe()(loaded.model, student, calibration=calibration_for(loaded, text, samples, seq_len))
+        calibration = calibration_if_needed(loaded, student, text, samples, seq_len)
+        student = apply_recipe()(loaded.model, student, calibration=calibration)
     elif student is None:
         student = loaded.model
     return evaluator_for(loaded, text, samples, seq_len).evaluate(student, progress=progress)
@@ -109,7 +121,7 @@ def evaluate_recipe(loaded: LoadedModel, recipe: CompressionConfig, *, text: Tex
 
     recipe.resolve(loaded.graph)
     memory = memory_report(loaded.graph, recipe)  # cheap, and fails before any heavy work
-    calibration = calibration_for(loaded, text, samples, seq_len)
+    calibration = calibration_if_needed(loaded, recipe, text, samples, seq_len)
     evaluator = evaluator_for(loaded, text, samples, seq_len)
     # disable=None: the bar shows on a terminal only, so piped stderr carries nothing but errors
     with tqdm(total=3, desc="applying recipe", file=_stderr(), disable=None if progress else True,
@@ -177,7 +189,8 @@ def export(loaded: LoadedModel, recipe: CompressionConfig, out_dir: str | os.Pat
 
     recipe.resolve(loaded.graph)
     if compressed is None:
-        compressed = apply_recipe()(loaded.model, recipe, calibration=calibration_for(loaded, text, samples, seq_len))
+        calibration = calibration_if_needed(loaded, recipe, text, samples, seq_len)
+        compressed = apply_recipe()(loaded.model, recipe, calibration=calibration)
     out = Path(out_dir).expanduser()
     export_compressed(loaded, compressed, recipe, out)
     return out
