@@ -21,6 +21,7 @@ from service.dispatch import Dispatcher
 from service.job_store import JobStore
 from service.jobs import Jobs
 from service.limits import RequestSizeLimit
+from service.response_cache import ResponseCache
 from service.routes import candidates, devices, pages, searches
 from service.settings import Settings
 from service.studies import Studies
@@ -45,13 +46,14 @@ class Services:
     jobs: Jobs
     studies: Studies
     archives: Archives
+    responses: ResponseCache
 
 
 def build_services(settings: Settings) -> Services:
     engine = make_engine(settings.database_url)
     jobs = Jobs(settings, JobStore(session_factory(engine)), Dispatcher(settings))
     return Services(settings=settings, engine=engine, jobs=jobs, studies=Studies(),
-                    archives=Archives(settings.artifact_dir))
+                    archives=Archives(settings.artifact_dir), responses=ResponseCache())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from search.spec import SearchSpec
 from service.deps import require_token, services
 from service.schemas import EXAMPLE_SPEC, Accepted, JobDetail, JobPage
-from service.tables import STATUSES
+from service.tables import FINISHED, STATUSES
 from service.views import job_detail, job_summary, links
 
 router = APIRouter(prefix="/search", tags=["searches"])
@@ -50,12 +51,25 @@ def list_searches(request: Request, offset: int = Query(0, ge=0, le=10_000_000),
 
 @router.get("/{search_id}", response_model=JobDetail, responses={404: {"description": "no such search"}},
             summary="Status, progress and the current Pareto front")
-def get_search(search_id: str, app=Depends(services)) -> JobDetail:
-    return job_detail(app, app.jobs.get(search_id))
+async def get_search(search_id: str, app=Depends(services)) -> Response:
+    """Polled by every open page: a rendered body is reused (for good once the search finished)."""
+    body = app.responses.get(search_id)
+    if body is None:
+        body = await run_in_threadpool(_render, app, search_id)
+    return Response(body, media_type="application/json")
+
+
+def _render(app, search_id: str) -> bytes:
+    detail = job_detail(app, app.jobs.get(search_id))
+    body = detail.model_dump_json().encode()
+    app.responses.put(search_id, body, final=detail.status in FINISHED)
+    return body
 
 
 @router.delete("/{search_id}", response_model=JobDetail, dependencies=[Depends(require_token)],
                responses={404: {"description": "no such search"}, 401: _ERRORS[401]},
                summary="Cancel a search (the trials so far stay)")
 def cancel_search(search_id: str, app=Depends(services)) -> JobDetail:
-    return job_detail(app, app.jobs.cancel(search_id))
+    job = app.jobs.cancel(search_id)
+    app.responses.drop(search_id)
+    return job_detail(app, job)
