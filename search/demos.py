@@ -113,6 +113,7 @@ def build_tinylm(recipe: TinyLMRecipe, out_dir: Path, *, progress: bool = True,
                 "params": sum(p.numel() for p in model.parameters()),
                 "command": "search-cli demo build tinylm"}
         (tmp / COMPLETE_MARKER).write_text(json.dumps(info, indent=2))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is an ordinary readable directory
         if replace_existing and out_dir.exists():
             shutil.rmtree(out_dir, ignore_errors=True)
         try:
