@@ -75,7 +75,7 @@ class Distiller:
     trained in place (its trainable parameters are those with requires_grad).
     """
 
-    def __init__(self, teacher: Any, student: Any, *, temperature: float = 2.0, alpha: float = 0.0,
+    def __init__(self, teacher: Any, student: Any, *, temperature: float = 1.0, alpha: float = 0.0,
                  hidden_weight: float = 0.0, embedding_loss: Literal["cosine", "mse"] = "cosine",
                  kind: Literal["causal", "encoder"] | None = None, seed: int = 0):
         import torch
@@ -97,7 +97,8 @@ class Distiller:
         if hidden_weight > 0 and t_dim != s_dim:
             torch.manual_seed(seed)
             self.projection = torch.nn.Linear(s_dim, t_dim, bias=False)
-        self._cache: dict[int, dict[str, Any]] = {}
+        self._cache: dict[int, dict[str, Any]] = {}  # row index -> teacher outputs, for _cache_of's batches
+        self._cache_of: tuple | None = None
 
     @staticmethod
     def _hidden_size(model: Any) -> int:
@@ -200,6 +201,9 @@ class Distiller:
         from tqdm import tqdm
 
         batches = _check_batches(batches)
+        identity = (batches.data_ptr(), tuple(batches.shape))
+        if identity != self._cache_of:  # cached teacher outputs belong to other rows
+            self._cache, self._cache_of = {}, identity
         if steps is None and time_limit is None:
             raise SpecError("give a recovery budget: a number of steps or a time limit")
         if steps is not None and steps < 1:
