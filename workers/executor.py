@@ -188,9 +188,10 @@ class CeleryExecutor:
 
     def _collect(self) -> None:
         with self._lock:
-            for key in [k for k, p in self._pending.items() if p.future.cancelled()]:
-                del self._pending[key]
+            cancelled = [self._pending.pop(k) for k, p in list(self._pending.items()) if p.future.cancelled()]
             keys = [k for k, p in self._pending.items() if p.sent]
+        if cancelled:  # the engine stopped waiting for these: drop their queued messages
+            self._app.control.revoke([cid for p in cancelled for cid in p.celery_ids])
         for key, (outcome, claimed, started) in self._ledger.snapshot(keys, scope=self.id).items():
             with self._lock:
                 pending = self._pending.get(key)

@@ -30,9 +30,16 @@ from typing import Any, TypeVar
 import redis
 
 PREFIX = "devicefit"
-RESULT_TTL_S = 7 * 24 * 3600
+RESULT_TTL_S = 24 * 3600  # outcomes matter only while their search runs
 T = TypeVar("T")
 
+_CLAIM = """
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+redis.call('set', KEYS[2], ARGV[1], 'EX', ARGV[3])
+local attempt = redis.call('incr', KEYS[3])
+redis.call('expire', KEYS[3], ARGV[3])
+return attempt
+"""
 _DELETE_IF_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
@@ -86,17 +93,15 @@ class Ledger:
         raw = retrying(lambda: self.r.get(key_of("result", key)))
         return None if raw is None else json.loads(raw)
 
-    def try_claim(self, key: str, token: str) -> bool:
-        ttl_ms = int(heartbeat_ttl_s() * 1000)
-        return bool(retrying(lambda: self.r.set(key_of("claim", key), token, nx=True, px=ttl_ms)))
+    def claim(self, key: str, token: str) -> int:
+        """Claim a run: its attempt number (1 = first run), or 0 while another run holds the claim.
 
-    def begin(self, key: str, token: str) -> int:
-        """Record a claimed run; returns its attempt number (1 for the first run)."""
-        pipe = self.r.pipeline()
-        pipe.set(key_of("started", key), token, ex=RESULT_TTL_S)
-        pipe.incr(key_of("attempts", key))
-        pipe.expire(key_of("attempts", key), RESULT_TTL_S)
-        return int(retrying(pipe.execute)[1])
+        Atomic (one Lua script), so a visible claim always comes with its
+        started token and attempt count, whenever the claimer is killed.
+        """
+        ttl_ms = int(heartbeat_ttl_s() * 1000)
+        names = [key_of(kind, key) for kind in ("claim", "started", "attempts")]
+        return int(retrying(lambda: self.r.eval(_CLAIM, 3, *names, token, ttl_ms, RESULT_TTL_S)))
 
     @contextmanager
     def heartbeat(self, key: str, token: str) -> Iterator[None]:

@@ -43,11 +43,11 @@ def run_once(ledger: Ledger, task: EvalTask, evaluate: Callable[[EvalTask], Eval
                 ledger.notify(notify, key)
             log.info("%s already evaluated (%s); not running it again", key, done.get("worker"))
             return done
-        if ledger.try_claim(key, token):
+        attempt = ledger.claim(key, token)
+        if attempt:
             break
         time.sleep(WAIT_POLL_S)  # another copy is running: wait for its result or for its claim to lapse
 
-    attempt = ledger.begin(key, token)
     if attempt > max_attempts():
         outcome = failure(f"evaluating {key} killed its worker {attempt - 1} times; giving up on this candidate",
                           worker, user_error=False)

@@ -33,7 +33,8 @@ def _evaluate(task: EvalTask) -> EvalResult:
     return evaluate(task)
 
 
-@app.task(name="devicefit.evaluate", bind=True)
+# ignore_result: the outcome travels through the ledger (workers/ledger.py), not the result backend
+@app.task(name="devicefit.evaluate", bind=True, ignore_result=True)
 def evaluate_candidate(self, task: dict[str, Any], scope: str | None = None,
                        notify: str | None = None) -> dict[str, Any]:
     """Evaluate one candidate, idempotently (keyed by scope/study:trial:stage)."""

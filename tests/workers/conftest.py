@@ -121,27 +121,48 @@ class Worker:
             self.kill()
 
 
-@pytest.fixture
-def start_workers(redis_db, tmp_path):
-    started: list[Worker] = []
+class WorkerPool:
+    """Worker processes shared by a module's tests (starting one costs seconds); dead ones are replaced."""
 
-    def start(n: int, **kwargs) -> list[Worker]:
-        new = [Worker(redis_db, f"w{len(started) + i + 1}", tmp_path, **kwargs) for i in range(n)]
-        started.extend(new)
-        for w in new:
+    def __init__(self, broker: str, logdir: Path):
+        self.broker, self.logdir, self.started = broker, logdir, 0
+        self.workers: list[Worker] = []
+        self.extras: list[Worker] = []
+
+    def ensure(self, n: int, **kwargs) -> list[Worker]:
+        """n live general workers (the first n started and still alive, topped up)."""
+        self.workers = [w for w in self.workers if w.proc.poll() is None]
+        while len(self.workers) < n:
+            self.started += 1
+            self.workers.append(Worker(self.broker, f"w{self.started}", self.logdir, **kwargs))
+        for w in self.workers:
             w.wait_ready()
-        return new
+        return self.workers[:n]
 
-    yield start
-    for w in started:
-        w.stop()
+    def extra(self, name: str, **kwargs) -> Worker:
+        """A worker with its own settings, outside the pool's count."""
+        w = Worker(self.broker, name, self.logdir, **kwargs)
+        self.extras.append(w)
+        w.wait_ready()
+        return w
+
+    def stop_all(self) -> None:
+        for w in self.workers + self.extras:
+            w.stop()
 
 
-@pytest.fixture
-def tiny_llama_ref(tmp_path) -> str:
+@pytest.fixture(scope="module")
+def worker_pool(redis_server, tmp_path_factory):
+    pool = WorkerPool(redis_server.url, tmp_path_factory.mktemp("worker-logs"))
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture(scope="module")
+def tiny_llama_ref(tmp_path_factory) -> str:
     """A tiny Llama architecture (random weights) as a config.json the worker processes can load."""
     from tests.conftest import tiny_config
 
-    path = tmp_path / "tiny-llama.json"
+    path = tmp_path_factory.mktemp("model") / "tiny-llama.json"
     path.write_text(json.dumps(tiny_config("llama")))
     return str(path)

@@ -3,12 +3,15 @@
 The must-haves of distributed evaluation: N finished trials with 2 workers;
 still N, none duplicated, when a worker is SIGKILLed mid-trial; and a search
 that survives a Redis restart (which, without persistence, loses every queued
-message and result).
+message and result). The worker processes are shared by the module's tests
+(killed ones are replaced); each test's executor has its own ledger scope.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,9 +26,10 @@ TRIALS = 4
 SEARCH_TIMEOUT_S = 240
 
 
-def small_spec(model_ref: str, tmp_path, trials: int = TRIALS, calib_samples: int = 4) -> SearchSpec:
+def small_spec(model_ref: str, tmp_path, trials: int = TRIALS, calib_samples: int = 4, seq_len: int = 32
+               ) -> SearchSpec:
     return SearchSpec(model=model_ref, device="rpi5", workload="prefill:32", budget=Budget(max_latency="10s"),
-                      trials=trials, calib_samples=calib_samples, seq_len=32, seed=1,
+                      trials=trials, calib_samples=calib_samples, seq_len=seq_len, seed=1,
                       space=SearchSpace(axes=("bits", "sparsity"), granularity="model"),
                       storage=f"sqlite:///{tmp_path}/studies.db")
 
@@ -46,59 +50,59 @@ def trial_states(spec: SearchSpec, study: str) -> tuple[list[int], list[str]]:
     return [t.number for t in trials], [t.state.name for t in trials]
 
 
-def stored_outcomes(url: str) -> dict[str, dict]:
+def stored_outcomes(url: str, scope: str) -> dict[str, dict]:
+    """study:trial:stage -> outcome, of one executor's evaluations."""
     r = redis.Redis.from_url(url)
-    return {k.decode().split(":", 2)[2]: json.loads(r.get(k)) for k in r.scan_iter("devicefit:result:*")}
+    prefix = f"devicefit:result:{scope}/"
+    return {k.decode().removeprefix(prefix): json.loads(r.get(k)) for k in r.scan_iter(prefix + "*")}
 
 
 def assert_exactly_n_finished(spec: SearchSpec, result) -> None:
     numbers, states = trial_states(spec, result.study)
-    finished = [n for n, s in zip(numbers, states, strict=True) if s != "WAITING"]  # WAITING: unused seed
+    finished = [n for n, s in zip(numbers, states, strict=True) if s != "WAITING"]  # WAITING: an unused seed
     assert result.trials == spec.trials
     assert sorted(finished) == list(range(spec.trials)), "a trial was lost or duplicated"
     assert [s for s in states if s != "WAITING"] == ["COMPLETE"] * spec.trials
 
 
-def test_two_workers_finish_exactly_n_trials(start_workers, redis_db, tiny_llama_ref, tmp_path):
-    w1, w2 = start_workers(2)
+def test_two_workers_finish_exactly_n_trials(worker_pool, redis_server, tiny_llama_ref, tmp_path):
+    w1, w2 = worker_pool.ensure(2)
     spec = small_spec(tiny_llama_ref, tmp_path)
-    with CeleryExecutor(redis_db, poll_interval_s=0.2, discover_timeout_s=3) as ex:
+    with CeleryExecutor(redis_server.url, poll_interval_s=0.2, discover_timeout_s=3) as ex:
         assert ex.max_in_flight == 3  # two worker processes answered, plus one queued
         result = run_in_background(spec, ex).result(timeout=SEARCH_TIMEOUT_S)
     assert_exactly_n_finished(spec, result)
-    workers = {o["worker"] for o in stored_outcomes(redis_db).values()}
+    workers = {o["worker"] for o in stored_outcomes(redis_server.url, ex.id).values()}
     assert workers == {w1.name, w2.name}, "both workers should have evaluated candidates"
 
 
 @pytest.mark.parametrize("victim", ["whole worker", "pool process"])
-def test_sigkill_mid_trial_loses_and_duplicates_nothing(victim, start_workers, redis_db, tiny_llama_ref, tmp_path):
-    workers = start_workers(2)
-    # more samples: trials long enough to be caught in the middle
-    spec = small_spec(tiny_llama_ref, tmp_path, calib_samples=16)
-    r = redis.Redis.from_url(redis_db)
-    with CeleryExecutor(redis_db, max_in_flight=2, poll_interval_s=0.2) as ex:
+def test_sigkill_mid_trial_loses_and_duplicates_nothing(victim, worker_pool, redis_server, tiny_llama_ref,
+                                                        tmp_path):
+    workers = worker_pool.ensure(2)
+    # a warm worker evaluates the tiny model on 4x32 tokens in ~0.1 s; 128x256 takes seconds, long enough
+    # for the kill below (about 20 ms after the run is seen) to land mid-trial
+    spec = small_spec(tiny_llama_ref, tmp_path, calib_samples=128, seq_len=256)
+    r = redis.Redis.from_url(redis_server.url)
+    with CeleryExecutor(redis_server.url, max_in_flight=2, poll_interval_s=0.2) as ex:
         search = run_in_background(spec, ex)
-        deadline = time.monotonic() + SEARCH_TIMEOUT_S
-        while time.monotonic() < deadline:  # the first candidate someone is evaluating right now
-            claims = list(r.scan_iter("devicefit:claim:*"))
-            if claims:
-                break
+        key, token, deadline = None, None, time.monotonic() + SEARCH_TIMEOUT_S
+        while token is None and time.monotonic() < deadline:  # a full evaluation running right now
             time.sleep(0.02)
-        claim_key = claims[0]
-        token = r.get(claim_key).decode()  # "<worker name>:<pid>:<nonce>"
+            for claim in r.scan_iter(f"devicefit:claim:{ex.id}/*:full"):
+                key, token = claim.decode().removeprefix(f"devicefit:claim:{ex.id}/"), r.get(claim)
+                if token is not None:
+                    break
+        token = token.decode()  # "<worker name>:<pid>:<nonce>"
         victim_worker = next(w for w in workers if token.startswith(w.name + ":"))
         if victim == "whole worker":
-            victim_worker.kill()
+            victim_worker.kill()  # parent and pool process: nobody requeues its message
         else:
-            import os
-            import signal
-
-            os.kill(int(token.split(":")[1]), signal.SIGKILL)
-        key = claim_key.decode().split(":", 2)[2]
-        assert r.get(f"devicefit:result:{key}") is None, "the kill should land mid-trial"
+            os.kill(int(token.split(":")[1]), signal.SIGKILL)  # the parent sees it and requeues
+        assert r.get(f"devicefit:result:{ex.id}/{key}") is None, "the kill should land mid-trial"
         result = search.result(timeout=SEARCH_TIMEOUT_S)
     assert_exactly_n_finished(spec, result)
-    redone = stored_outcomes(redis_db)[key]
+    redone = stored_outcomes(redis_server.url, ex.id)[key]
     assert redone["ok"] and redone["attempt"] >= 2, "the killed trial must have been evaluated again"
     if victim == "whole worker":
         survivor = next(w for w in workers if w is not victim_worker)
@@ -106,10 +110,10 @@ def test_sigkill_mid_trial_loses_and_duplicates_nothing(victim, start_workers, r
         assert ex.stats["resubmitted_lost_run"] >= 1
 
 
-def test_search_survives_redis_restart(start_workers, redis_server, redis_db, tiny_llama_ref, tmp_path):
-    start_workers(2)
-    spec = small_spec(tiny_llama_ref, tmp_path, trials=TRIALS)
-    with CeleryExecutor(redis_db, max_in_flight=2, poll_interval_s=0.2) as ex:
+def test_search_survives_redis_restart(worker_pool, redis_server, tiny_llama_ref, tmp_path):
+    worker_pool.ensure(2)
+    spec = small_spec(tiny_llama_ref, tmp_path)
+    with CeleryExecutor(redis_server.url, max_in_flight=2, poll_interval_s=0.2) as ex:
         search = run_in_background(spec, ex)
         deadline = time.monotonic() + SEARCH_TIMEOUT_S
         while ex.stats["completed"] < 2 and time.monotonic() < deadline:
@@ -121,13 +125,14 @@ def test_search_survives_redis_restart(start_workers, redis_server, redis_db, ti
 
 
 @pytest.mark.slow
-def test_whole_search_runs_as_a_task(start_workers, redis_db, tiny_llama_ref, tmp_path):
-    """devicefit.run_search on one worker process; its candidates on the other (the service's path)."""
+def test_whole_search_runs_as_a_task(worker_pool, redis_server, tiny_llama_ref, tmp_path):
+    """devicefit.run_search on a search-runner worker, its candidates on the general workers (the service's path)."""
     from workers.celery_app import make_app
 
-    start_workers(1, concurrency=2, queues="general,searches", extra_env={"DEVICEFIT_RESULTS": str(tmp_path)})
+    worker_pool.ensure(2)
+    worker_pool.extra("runner", queues="searches", extra_env={"DEVICEFIT_RESULTS": str(tmp_path)})
     spec = small_spec(tiny_llama_ref, tmp_path, trials=3).model_copy(update={"study_name": "as-a-task"})
-    app = make_app(redis_db)
+    app = make_app(redis_server.url)
     try:
         summary = app.send_task("devicefit.run_search", kwargs={"spec": spec.model_dump(mode="json")},
                                 queue="devicefit.searches").get(timeout=SEARCH_TIMEOUT_S)

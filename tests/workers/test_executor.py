@@ -12,7 +12,7 @@ from search.executor import EvalResult, EvalTask, Executor
 from search.recipe import CompressionConfig
 from search.spec import SearchSpec
 from workers.executor import CeleryExecutor, EvaluationFailed, executor_from_url
-from workers.ledger import Ledger, redis_client
+from workers.ledger import Ledger, key_of, redis_client
 from workers.queues import GENERAL, device_queue
 
 pytestmark = pytest.mark.integration
@@ -92,7 +92,8 @@ def test_failures_keep_their_meaning(ex, ledger):
 def test_run_that_stopped_heartbeating_is_resubmitted_once(ex, ledger):
     future = ex.submit(make_task(0))
     ledger.r.lpop(GENERAL)  # a worker took the message...
-    ledger.begin(f"{ex.id}/st:0:full", "run-a")  # ...started it, and died: no claim, no result
+    ledger.claim(f"{ex.id}/st:0:full", "run-a")  # ...started it, and died: no claim, no result
+    ledger.r.delete(key_of("claim", f"{ex.id}/st:0:full"))
     wait_for(lambda: len(queued(ledger)) == 1)
     time.sleep(0.5)
     assert len(queued(ledger)) == 1 and ex.stats["resubmitted_lost_run"] == 1

@@ -74,8 +74,8 @@ def test_copy_waits_for_a_live_run_instead_of_duplicating_it(ledger):
 
 def test_copy_takes_over_when_the_runner_died(ledger):
     key = "s:0:full"
-    assert ledger.try_claim(key, "dead-runner")  # claimed, then never refreshed: its process was killed
-    ledger.begin(key, "dead-runner")
+    assert ledger.claim(key, "dead-runner") == 1  # claimed, then never refreshed: its process was killed
+    assert ledger.claim(key, "another") == 0  # while the claim lives, nobody else runs it
     evaluate = Counting()
     outcome = run_once(ledger, make_task(), evaluate, worker="b")
     assert evaluate.calls == 1 and outcome["ok"] and outcome["attempt"] == 2
@@ -84,8 +84,9 @@ def test_copy_takes_over_when_the_runner_died(ledger):
 def test_candidate_that_keeps_killing_workers_fails_for_good(ledger, monkeypatch):
     monkeypatch.setenv("DEVICEFIT_MAX_ATTEMPTS", "2")
     key = "s:0:full"
-    for i in range(2):
-        ledger.begin(key, f"run{i}")  # two runs started and never finished
+    for i in range(2):  # two runs started and died
+        assert ledger.claim(key, f"run{i}") == i + 1
+        ledger.r.delete(key_of("claim", key))
     evaluate = Counting()
     outcome = run_once(ledger, make_task(), evaluate, worker="c")
     assert evaluate.calls == 0
