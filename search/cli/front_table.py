@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from search.recipe import DEFAULT_KEY, PATTERN_PREFIX, parse_recipe
+from search.space.families import FAMILIES
 from search.units import format_bytes, format_ms
+
+_ROLE_OF_SUFFIX = {suffix: role for fam in FAMILIES.values() for role, suffix in fam.block_layers.items()}
 
 
 def _rule_label(key: str) -> str:
-    """'re:^encoder\\.layer\\.\\d+\\.attention\\.self\\.query$' -> 'query'; 're:^model\\.layers\\.3\\.' -> 'layers.3'."""
+    """A role rule reads as its role ('q', 'fc2'), a block rule as 'layer.3', an exact name as itself."""
     text = key.removeprefix(PATTERN_PREFIX).strip("^$").replace(r"\d+", "*").replace("\\", "").strip(".")
+    if "*." in text:
+        suffix = text.split("*.", 1)[1]
+        return _ROLE_OF_SUFFIX.get(suffix, suffix)
+    exact = re.search(r"\.(\d+)\.(.+)$", text)
+    if exact and not key.startswith(PATTERN_PREFIX):  # one layer: its role and block, 'up.0'
+        return f"{_ROLE_OF_SUFFIX.get(exact.group(2), exact.group(2))}.{exact.group(1)}"
     parts = [p for p in text.split(".") if p]
-    if "*" in parts:
-        return parts[-1]
-    return ".".join(parts[-2:]) if len(parts) > 1 and parts[-1].isdigit() else parts[-1] if parts else key
+    return ".".join(parts[-2:]) if len(parts) > 1 and parts[-1].isdigit() else (parts[-1] if parts else key)
 
 
 def _setting(s: dict[str, Any]) -> str:
