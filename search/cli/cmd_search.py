@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the latest study of this search")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="evaluate N candidates at once in worker processes (default 1: in this process)")
+    p.add_argument("--broker", metavar="URL",
+                   help="evaluate candidates on Celery workers (search-cli worker) through this Redis, "
+                        "e.g. redis://127.0.0.1:6379/0 (see docs/distributed.md)")
     p.add_argument("--recover", metavar="BUDGET",
                    help="recovery training (distillation / QAT) of candidates near the front, per candidate: "
                         "e.g. 200steps or 30s; the front is built on the recovered metrics")
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise SpecError("--workers must be at least 1")
     preflight(spec)  # bad model, device or budget: one line before any progress bar
-    executor = LocalExecutor(workers=args.workers)
+    executor = _broker_executor(args) if getattr(args, "broker", None) else LocalExecutor(workers=args.workers)
     with _ProgressBar(spec) as bar:
         result = run_search(spec, executor, progress=bar.update, resume=args.resume)
     if not result.front:
@@ -152,3 +155,12 @@ class _ProgressBar:
 
     def __exit__(self, *exc: Any) -> None:
         self.bar.close()
+
+
+def _broker_executor(args: argparse.Namespace) -> Any:
+    """--broker: candidates go to Celery workers (workers/executor.py, imported only when asked for)."""
+    if args.workers != 1:
+        raise SpecError("--workers counts local processes; with --broker start more `search-cli worker`s instead")
+    from workers.executor import executor_from_url
+
+    return executor_from_url(args.broker)
