@@ -141,3 +141,23 @@ def test_whole_search_runs_as_a_task(worker_pool, redis_server, tiny_llama_ref, 
     assert summary["study"] == "as-a-task" and summary["trials"] == 3 and summary["front"]
     numbers, states = trial_states(spec, "as-a-task")
     assert [s for s in states if s != "WAITING"] == ["COMPLETE"] * 3
+
+
+def test_search_cli_with_broker(worker_pool, redis_server, tiny_llama_ref, tmp_path):
+    """`search-cli search --broker URL`: the CLI's search, evaluated by the workers."""
+    import subprocess
+    import sys
+
+    from tests.workers.conftest import ROOT
+
+    workers = worker_pool.ensure(2)
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(small_spec(tiny_llama_ref, tmp_path, trials=3).model_dump_json())
+    done = subprocess.run([sys.executable, "-m", "search.cli.main", "search", "--spec", str(spec_file), "--broker",
+                           redis_server.url, "--json"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=SEARCH_TIMEOUT_S, env=dict(os.environ, DEVICEFIT_RESULTS=str(tmp_path)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    payload = json.loads(done.stdout)
+    assert payload["trials"] == 3 and payload["front"]
+    log = "".join(w.log.read_text() for w in workers)
+    assert payload["study"] in log, "the workers should have evaluated this search's candidates"
