@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from search.errors import ModelError, SpecError
+from search.errors import InfeasibleError, ModelError, SpecError
 from search.spec import SearchSpec, parse_spec
 from service.dispatch import Dispatcher
 from service.job_store import JobStore, new_job_id
@@ -101,7 +101,10 @@ def _reachable(spec: SearchSpec) -> None:
         graph = graph_of(spec.model)
     except ModelError as exc:
         raise ModelError(f"model: {exc}") from None
-    check_reachable(spec, RecipeSpace(graph, spec.space), CheapEvaluator(spec, graph))
+    try:
+        check_reachable(spec, RecipeSpace(graph, spec.space), CheapEvaluator(spec, graph))
+    except InfeasibleError as exc:
+        raise InfeasibleError(f"budget: {exc}") from None
 
 
 def _known_device(name: str) -> None:

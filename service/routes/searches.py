@@ -60,7 +60,11 @@ async def get_search(search_id: str, app=Depends(services)) -> Response:
 
 
 def _render(app, search_id: str) -> bytes:
-    detail = job_detail(app, app.jobs.get(search_id))
+    try:
+        detail = job_detail(app, app.jobs.get(search_id))
+    except BaseException:
+        app.responses.release(search_id)
+        raise
     body = detail.model_dump_json().encode()
     app.responses.put(search_id, body, final=detail.status in FINISHED)
     return body

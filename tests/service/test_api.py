@@ -64,7 +64,7 @@ def test_refusals_are_400_with_the_reason(client):
         ({"device": "toaster"}, "known devices"),
         ({"storage": "sqlite:////tmp/x.db"}, "storage:"),
         ({"study_name": "mine"}, "study_name:"),
-        ({"budget": {"max_latency": "0.001ms"}}, "no candidate can meet max_latency"),
+        ({"budget": {"max_latency": "0.001ms"}}, "budget: no candidate can meet max_latency"),
     ]:
         r = client.post("/search", json={**TINY, **body})
         assert r.status_code == 400, (body, r.text)
