@@ -92,8 +92,9 @@ class _Pending:
 
 
 def _loss(quality: dict[str, float], metric: tuple[str, str]) -> float:
+    """Quality as a loss >= 0: 1 - cosine for similarity metrics (<= 1, maximised), else the metric itself."""
     value = quality[metric[0]]
-    return -value if metric[1] == "max" else value
+    return 1.0 - value if metric[1] == "max" else value
 
 
 class _Search:

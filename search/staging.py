@@ -18,6 +18,7 @@ from search.spec import SearchSpec
 # before this many (proxy, full) pairs the proxy's error is unknown: every candidate is promoted
 MIN_PAIRS_FOR_MARGIN = 3
 MARGIN_FACTOR = 1.5
+LOSS_FLOOR = 1e-4  # losses below this are 'lossless': relative errors there are noise
 
 
 @dataclass(frozen=True)
@@ -70,25 +71,32 @@ def violations(spec: SearchSpec, latency_ms: float, memory_bytes: float) -> tupl
 
 
 class Promoter:
-    """Decides whether a proxy-scored candidate deserves a full evaluation (stage 3)."""
+    """Decides whether a proxy-scored candidate deserves a full evaluation (stage 3).
+
+    Losses are >= 0 (1 - cosine, or KL). The proxy's error grows with the loss
+    (a wrecked model's cosine moves more between data slices than a near-lossless
+    one's), so the margin is relative: the 90th percentile of |full - proxy| / loss
+    seen so far, times MARGIN_FACTOR, times the candidate's own proxy loss.
+    """
 
     def __init__(self, objectives: tuple[str, ...]):
         self.objectives = objectives
-        self.errors: list[float] = []  # |full - proxy| loss of candidates evaluated both ways
+        self.errors: list[float] = []  # relative |full - proxy| of candidates evaluated both ways
 
     def observe(self, proxy_loss: float, full_loss: float) -> None:
-        self.errors.append(abs(full_loss - proxy_loss))
+        self.errors.append(abs(full_loss - proxy_loss) / max(proxy_loss, full_loss, LOSS_FLOOR))
 
-    @property
-    def margin(self) -> float:
+    def margin(self, proxy_loss: float) -> float:
         if len(self.errors) < MIN_PAIRS_FOR_MARGIN:
             return float("inf")
-        return MARGIN_FACTOR * max(self.errors)
+        ordered = sorted(self.errors)
+        high = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+        return MARGIN_FACTOR * high * max(proxy_loss, LOSS_FLOOR)
 
     def promote(self, proxy_loss: float, latency_ms: float, memory_bytes: float,
                 front: list[tuple[float, float, float]]) -> bool:
         """front: (loss, latency, memory) of the current front's fully evaluated members."""
-        margin = self.margin
+        margin = self.margin(proxy_loss)
         for loss, lat, mem in front:
             no_slower = "latency" not in self.objectives or lat <= latency_ms
             no_bigger = "memory" not in self.objectives or mem <= memory_bytes

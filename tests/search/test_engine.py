@@ -163,3 +163,16 @@ def test_postgresql_storage(tiny_spec):
         assert run_search(tiny_spec(trials=14, storage=url, study_name=name), _executor(), resume=True).trials == 14
     finally:
         optuna.delete_study(study_name=name, storage=make_storage(url))
+
+
+def test_promoter_skips_only_what_the_proxy_error_cannot_save():
+    from search.staging import Promoter
+
+    promoter = Promoter(("quality", "latency", "memory"))
+    front = [(0.01, 10.0, 100.0)]
+    assert promoter.promote(0.5, 20.0, 200.0, front)  # no proxy/full pairs yet: promote everything
+    for proxy, full in ((0.1, 0.11), (0.2, 0.21), (0.02, 0.019)):
+        promoter.observe(proxy, full)
+    assert not promoter.promote(0.5, 20.0, 200.0, front)  # far worse, slower and bigger
+    assert promoter.promote(0.0105, 20.0, 200.0, front)  # within the proxy's error of the front member
+    assert promoter.promote(0.5, 5.0, 200.0, front)  # faster: it could join the front
