@@ -31,7 +31,7 @@ from search.errors import DeviceFitError, SpecError
 from search.executor import EvalResult, EvalTask
 from workers.celery_app import broker_url, make_app
 from workers.ledger import PREFIX, Ledger, redis_client
-from workers.queues import queue_for
+from workers.queues import GENERAL, queue_for
 
 log = logging.getLogger(__name__)
 # what a Redis outage looks like from here; the loop waits it out
@@ -88,6 +88,7 @@ class CeleryExecutor:
         self._send_lock = threading.Lock()
         self._stop = threading.Event()
         self.stats: Counter[str] = Counter()
+        self._queues_checked: set[str] = set()
         self._max_in_flight = max_in_flight or self._discover(discover_timeout_s)
         self._thread = threading.Thread(target=self._loop, name=f"celery-executor {self.id}", daemon=True)
         self._thread.start()
@@ -105,6 +106,10 @@ class CeleryExecutor:
                 return self._pending[task.key].future
             pending = _Pending(task, Future(), queue_for(task))
             self._pending[task.key] = pending
+            check_queue = pending.queue not in self._queues_checked and pending.queue != GENERAL
+            self._queues_checked.add(pending.queue)
+        if check_queue:
+            threading.Thread(target=self._warn_if_unserved, args=(pending.queue,), daemon=True).start()
         try:
             self._send(pending)
         except _OUTAGE as exc:
@@ -171,6 +176,19 @@ class CeleryExecutor:
                     outage_since = time.monotonic()
                     log.warning("broker unreachable (%s); waiting for it", exc)
                 self._stop.wait(0.5)
+            except Exception as exc:  # a bug here must fail the search, not hang it
+                log.exception("CeleryExecutor loop crashed")
+                self._fail_all(EvaluationFailed(f"the Celery executor stopped: {type(exc).__name__}: {exc}"))
+                return
+
+    def _fail_all(self, exc: Exception) -> None:
+        with self._lock:
+            leftover, self._pending = list(self._pending.values()), {}
+        for p in leftover:
+            try:
+                p.future.set_exception(exc)
+            except InvalidStateError:
+                pass
 
     def _check_for_data_loss(self) -> None:
         """Our marker key vanished: Redis restarted without its data, and with it every queued message."""
@@ -224,6 +242,17 @@ class CeleryExecutor:
         got = self._ledger.r.blpop([self._notices], timeout=self.poll_interval_s)
         if got is not None:
             self._ledger.r.delete(self._notices)  # one notice is enough: _collect reads every pending key
+
+    def _warn_if_unserved(self, queue: str) -> None:
+        """A measurement queue nobody consumes would leave the search waiting silently."""
+        try:
+            replies = self._app.control.inspect(timeout=2.0).active_queues() or {}
+        except _OUTAGE:
+            return
+        if not any(q.get("name") == queue for queues in replies.values() for q in queues):
+            device = queue.rsplit(".", 1)[-1]
+            log.warning("no worker consumes %s yet: measured candidates wait until one starts on the device "
+                        "(search-cli worker --device %s --broker %s)", queue, device, self.url)
 
     def _discover(self, timeout_s: float) -> int:
         """Worker processes listening now, plus one queued task so no worker waits for the next submit."""

@@ -124,3 +124,9 @@ def test_two_executors_never_read_each_others_results(redis_db, ledger):
         assert fa.result(timeout=5) == result
         time.sleep(0.3)
         assert not fb.done()
+
+
+def test_warns_when_no_worker_serves_a_measurement_queue(ex, caplog):
+    ex.submit(make_task(0, measure=True, device="rpi5"))
+    wait_for(lambda: "no worker consumes devicefit.device.rpi5" in caplog.text, timeout_s=10)
+    assert "search-cli worker --device rpi5" in caplog.text
