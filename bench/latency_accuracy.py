@@ -4,7 +4,8 @@
 
 Every recipe is applied (search.compress.apply), then all models of a group are
 timed in interleaved rounds (each model once per round, the order shuffled every
-round) with one pinned thread and the process CPU clock, and the median of the
+round, each timed run right after an untimed one so the model runs warm as it would
+when deployed) with one pinned thread and the process CPU clock, and the median of the
 rounds is compared with predict_latency on the host profile. Writes
 docs/latency_accuracy.json, docs/latency_accuracy.png and the results section of
 docs/latency.md.
@@ -79,6 +80,7 @@ def run_group(name: str, loaded, workload: str, recipes: list[CompressionConfig]
             order = list(runs)
             rng.shuffle(order)
             for k in order:
+                runs[k]()  # untimed: back into the caches the other models evicted (a deployed model runs warm)
                 samples[k].append(time_ms(runs[k], "cpu"))
         for k, values in samples.items():
             recipe = recipes[k]
