@@ -1,8 +1,11 @@
 """Reading a job's trials straight from its Optuna study (never copied into the jobs table).
 
-Polling clients ask for the same job many times a second, so a job's view is
-cached briefly (VIEW_TTL_S) while it runs and for good once it finished
-(keyed by its status and last update).
+Finished trials never change, so each job keeps what it already folded in: the
+storage is read through Optuna's caching layer (only unfinished trials are
+fetched again), each completed trial becomes a Candidate once, and the front
+is updated from the previous front plus the new candidates (a point dominated
+once stays dominated). A job's view is reused for VIEW_TTL_S while it runs and
+for good once it finished.
 """
 
 from __future__ import annotations
@@ -32,10 +35,23 @@ class StudyView:
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class _Folded:
+    """What one job's completed trials added up to so far."""
+
+    seen: set[int] = field(default_factory=set)
+    completed: int = 0
+    infeasible: int = 0
+    feasible: int = 0
+    full: int = 0
+    front: list[Any] = field(default_factory=list)  # search.candidates.Candidate
+
+
 class Studies:
     def __init__(self) -> None:
         self._storages: dict[str, Any] = {}
         self._cache: OrderedDict[str, tuple[tuple, float, StudyView]] = OrderedDict()
+        self._folded: OrderedDict[str, _Folded] = OrderedDict()
         self._lock = threading.Lock()
         self._job_locks: dict[str, threading.Lock] = {}
 
@@ -44,7 +60,13 @@ class Studies:
             if url not in self._storages:
                 from search.study import make_storage
 
-                self._storages[url] = make_storage(url)
+                rdb = make_storage(url)
+                try:  # Optuna's own cache: finished trials are read once
+                    from optuna.storages._cached_storage import _CachedStorage
+
+                    self._storages[url] = _CachedStorage(rdb)
+                except ImportError:
+                    self._storages[url] = rdb
             return self._storages[url]
 
     def view(self, job: Job, spec: SearchSpec) -> StudyView:
@@ -57,10 +79,7 @@ class Studies:
             if hit is not None:
                 return hit
             view = self._read(job, spec)
-            self._cache[job.id] = (key, time.monotonic(), view)
-            self._cache.move_to_end(job.id)
-            while len(self._cache) > CACHED_JOBS:
-                self._cache.popitem(last=False)
+            self._remember(self._cache, job.id, (key, time.monotonic(), view))
             return view
 
     def _fresh(self, job: Job, key: tuple) -> StudyView | None:
@@ -73,14 +92,24 @@ class Studies:
         with self._lock:
             return self._job_locks.setdefault(job_id, threading.Lock())
 
+    def _remember(self, table: OrderedDict, key: str, value: Any) -> None:
+        with self._lock:
+            table[key] = value
+            table.move_to_end(key)
+            while len(table) > CACHED_JOBS:
+                table.popitem(last=False)
+
     def _read(self, job: Job, spec: SearchSpec) -> StudyView:
         from search.evaluators.quality import primary_metric
 
         metric = primary_metric(graph_of(spec.model))
-        trials = self._trials(job)
         view = StudyView(progress=progress_of(0, spec.trials), metric=metric[0], higher_is_better=metric[1] == "max")
+        trials = self._trials(job)
         if trials is not None:
-            fill_view(view, trials, spec, metric)
+            folded = self._folded.get(job.id) or _Folded()
+            fold(folded, trials, spec, metric)
+            self._remember(self._folded, job.id, folded)
+            fill_view(view, folded, trials, spec, metric)
         if job.status in FINISHED:  # trials a cancelled search left open will never finish
             view.progress.running = 0
         return view
@@ -98,27 +127,43 @@ class Studies:
         return storage.get_all_trials(study_id, deepcopy=False)
 
 
-def fill_view(view: StudyView, trials: list[Any], spec: SearchSpec, metric: tuple[str, str]) -> None:
-    """Progress counts and the front (numbered as `search-cli show` numbers it) from the trials."""
+def fold(folded: _Folded, trials: list[Any], spec: SearchSpec, metric: tuple[str, str]) -> None:
+    """Add the trials completed since the last fold to the counts and the front."""
     from optuna.trial import TrialState
 
     from search.candidates import front_of, trial_candidate
 
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    candidates = [c for c in (trial_candidate(t, metric) for t in complete) if c is not None]
+    new = []
+    for trial in trials:
+        if trial.state != TrialState.COMPLETE or trial.number in folded.seen:
+            continue
+        folded.seen.add(trial.number)
+        candidate = trial_candidate(trial, metric)
+        if candidate is None:
+            continue
+        new.append(candidate)
+        folded.completed += 1
+        folded.infeasible += not candidate.feasible
+        folded.feasible += candidate.feasible and candidate.stage == "full"
+        folded.full += candidate.stage == "full"
+    if new:
+        folded.front = front_of(folded.front + new, spec.objectives, metric)
+
+
+def fill_view(view: StudyView, folded: _Folded, trials: list[Any], spec: SearchSpec,
+              metric: tuple[str, str]) -> None:
+    """Progress counts and the front (numbered as `search-cli show` numbers it)."""
+    from optuna.trial import TrialState
+
     view.progress = progress_of(
-        len(candidates), spec.trials, running=sum(t.state == TrialState.RUNNING for t in trials),
-        failed=sum(t.state == TrialState.FAIL for t in trials), infeasible=sum(not c.feasible for c in candidates),
-        feasible=sum(c.feasible and c.stage == "full" for c in candidates),
-        full_evaluations=sum(c.stage == "full" for c in candidates))
-    by_number = {t.number: t for t in complete}
-    for k, c in enumerate(front_of(candidates, spec.objectives, metric)):
+        folded.completed, spec.trials, running=sum(t.state == TrialState.RUNNING for t in trials),
+        failed=sum(t.state == TrialState.FAIL for t in trials), infeasible=folded.infeasible,
+        feasible=folded.feasible, full_evaluations=folded.full)
+    numbers = {c.trial for c in folded.front}
+    attrs = {t.number: t.user_attrs for t in trials if t.number in numbers}
+    for k, c in enumerate(folded.front):
         view.front.append(CandidateSummary(
             k=k, trial=c.trial, summary=c.recipe.summary(), recipe=c.recipe, quality=c.quality, metric=metric[0],
             value=c.quality.get(metric[0]), latency_ms=c.latency_ms, memory_bytes=c.memory_bytes,
             feasible=c.feasible))
-        view.metrics.append(_jsonable(by_number[c.trial].user_attrs))
-
-
-def _jsonable(attrs: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in attrs.items() if k != "recipe"}
+        view.metrics.append({key: v for key, v in attrs[c.trial].items() if key != "recipe"})
