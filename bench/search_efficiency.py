@@ -165,6 +165,8 @@ def main() -> int:
     parser.add_argument("--calib-samples", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--merge", type=Path, nargs="*", default=[],
+                        help="runs.json files of other invocations (e.g. seeds run in another process) to include")
     parser.add_argument("--cache", type=Path, default=ROOT / "devicefit-results" / "bench" / "eval-cache.json")
     args = parser.parse_args()
 
@@ -180,6 +182,9 @@ def main() -> int:
     evaluate = CachedEvaluate(args.cache)
     runs_path = args.cache.parent / "runs.json"
     runs = json.loads(runs_path.read_text()) if runs_path.is_file() else []
+    for extra in args.merge:
+        seen = {(r["arm"], r["seed"]) for r in runs}
+        runs += [r for r in json.loads(extra.read_text()) if (r["arm"], r["seed"]) not in seen]
     done = {(r["arm"], r["seed"]) for r in runs}
     for seed in args.seeds:  # interleaved: every arm of a seed before the next seed
         for arm in args.arms:
@@ -193,7 +198,9 @@ def main() -> int:
                   f"{evaluate.misses} misses)", flush=True)
             summarised, reference = summarise([dict(r) for r in runs], full_bytes)
             write_outputs(summarised, reference, args, full_bytes)
-    summarised, _ = summarise(runs, full_bytes)
+    runs.sort(key=lambda r: (r["seed"], list(ARMS).index(r["arm"])))
+    summarised, reference = summarise(runs, full_bytes)
+    write_outputs(summarised, reference, args, full_bytes)
     for r in summarised:
         print(f"{r['arm']:12s} seed {r['seed']}: HV/ref {r['hv_ratio']:.3f}")
     return 0
