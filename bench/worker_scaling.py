@@ -146,6 +146,7 @@ def main() -> int:
     workers = [start_worker(url, f"w{i}", tmp) for i in (1, 2)]
     app = make_app(url)
     runs: dict[str, list[dict]] = {"in-process": [], "celery 1w/if1": [], "celery 1w": [], "celery 2w": []}
+    pairs: list[dict] = []
     load_before = os.getloadavg()
     try:
         local = LocalExecutor(workers=1)
@@ -161,6 +162,11 @@ def main() -> int:
             for rep in range(args.repeats):
                 runs["in-process"].append(run_batch(local, spec, recipes, f"local-{rep}", 1))
                 set_consuming(app, "w2@bench", False)
+                for i, recipe in enumerate(recipes):  # A/B per candidate: both halves see the same load
+                    lo = run_batch(local, spec, [recipe], f"pl-{rep}-{i}", 1)
+                    ce = run_batch(ex, spec, [recipe], f"pc-{rep}-{i}", 1)
+                    pairs.append({"local_s": lo["wall_s"], "local_eval_s": lo["eval_s_mean"],
+                                  "celery_s": ce["wall_s"], "celery_eval_s": ce["eval_s_mean"]})
                 runs["celery 1w/if1"].append(run_batch(ex, spec, recipes, f"c1a-{rep}", 1))
                 runs["celery 1w"].append(run_batch(ex, spec, recipes, f"c1b-{rep}", 2))
                 set_consuming(app, "w2@bench", True)
@@ -176,14 +182,14 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 w.kill()
         redis_proc.kill()
-    report = build_report(args, runs, load_before, os.getloadavg())
+    report = build_report(args, runs, pairs, load_before, os.getloadavg())
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     write_doc_block(report)
     print(json.dumps(report["summary"], indent=2))
     return 0
 
 
-def build_report(args, runs: dict[str, list[dict]], load_before, load_after) -> dict:
+def build_report(args, runs: dict[str, list[dict]], pairs: list[dict], load_before, load_after) -> dict:
     tpm = {k: summarize([r["trials_per_min"] for r in v]) for k, v in runs.items()}
     per_trial = {k: summarize([r["wall_s"] / args.candidates for r in v]) for k, v in runs.items()}
     # paired per repeat: both runs of a repeat saw roughly the same machine load
@@ -201,8 +207,12 @@ def build_report(args, runs: dict[str, list[dict]], load_before, load_after) -> 
                     "note": "shared with other jobs; see spread"},
         "setup": {"model": "demo:minilm", "candidates": args.candidates, "repeats": args.repeats,
                   "calib_samples": args.calib_samples, "seq_len": 128, "torch_threads_per_process": 1},
-        "runs": runs,
-        "summary": {"trials_per_min": tpm, "seconds_per_trial": per_trial,
+        "runs": runs, "pairs": pairs,
+        "summary": {
+                    "paired_overhead": summarize([p["celery_s"] / p["local_s"] - 1 for p in pairs]),
+                    "paired_roundtrip_s": summarize([p["celery_s"] - p["celery_eval_s"] for p in pairs]),
+                    "paired_eval_ratio": summarize([p["celery_eval_s"] / p["local_eval_s"] - 1 for p in pairs]),
+                    "paired_local_s": summarize([p["local_s"] for p in pairs]),"trials_per_min": tpm, "seconds_per_trial": per_trial,
                     "speedup_2w_vs_1w": summarize(speedup),
                     "overhead_in_flight_1": summarize(exposed), "overhead_default_in_flight": summarize(queued),
                     "celery_roundtrip_fraction": summarize(roundtrip),
@@ -229,7 +239,13 @@ def write_doc_block(report: dict) -> None:
         lines.append(f"| {k} | {span(s['trials_per_min'][k])} | {span(s['seconds_per_trial'][k], '{:.2f}')} |")
     lines += ["",
               f"- 2 workers vs 1 (paired per repeat): **{span(s['speedup_2w_vs_1w'], '{:.2f}x')}** (target >= 1.8x)",
-              f"- Celery executor per-trial overhead vs in-process, one trial in flight: "
+              f"- **Per-trial overhead of the Celery executor vs in-process**, A/B per candidate "
+              f"({s['paired_overhead']['n']} pairs, one trial in flight, trial "
+              f"{span(s['paired_local_s'], '{:.2f} s')} in-process): **{span(s['paired_overhead'], pct)}**; "
+              f"of which the message round trip (wall minus the worker's own evaluation time) is "
+              f"{span(s['paired_roundtrip_s'], '{:.3f} s')}, and the evaluation itself ran "
+              f"{span(s['paired_eval_ratio'], pct)} slower in the worker process than in-process",
+              f"- Whole-batch comparison (separate runs, so load drift between runs shows up): one trial in flight "
               f"**{span(s['overhead_in_flight_1'], pct)}**; with one trial queued ahead (default): "
               f"**{span(s['overhead_default_in_flight'], pct)}** (target <= 5%; these compare separate runs, so "
               "machine load between runs shows up here)",

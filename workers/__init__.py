@@ -3,6 +3,7 @@
 - ``celery_app``  the Celery app (Redis broker and result backend by URL)
 - ``queues``      which queue a task goes to (general vs a device's measurement queue)
 - ``ledger``      Redis bookkeeping that makes evaluations idempotent and crash-safe
+- ``run_once``    the worker side of that: run an evaluation at most once to completion
 - ``tasks``       the Celery tasks: evaluate one candidate, run a whole search
 - ``executor``    CeleryExecutor: the engine's Executor protocol on top of Celery
 - ``worker_init`` per-process set-up after the fork (torch threads, model preloading)
