@@ -57,6 +57,7 @@ def test_start_a_search_from_the_form_watch_it_and_download_a_candidate(served, 
     assert page.locator("#front-plot line.budget").count() == 1  # the 200 ms budget line
     assert page.locator("#progress-text").inner_text().startswith("6 / 6")
 
+    page.wait_for_timeout(600)  # the progress bar's CSS transition reaches 100%
     points.last.hover()  # drawn last, so on top of any point it overlaps
     tooltip = page.locator("#tooltip")
     tooltip.wait_for(state="visible")
