@@ -166,4 +166,15 @@ def fill_view(view: StudyView, folded: _Folded, trials: list[Any], spec: SearchS
             k=k, trial=c.trial, summary=c.recipe.summary(), recipe=c.recipe, quality=c.quality, metric=metric[0],
             value=c.quality.get(metric[0]), latency_ms=c.latency_ms, memory_bytes=c.memory_bytes,
             feasible=c.feasible))
-        view.metrics.append({key: v for key, v in attrs[c.trial].items() if key != "recipe"})
+        view.metrics.append(_metrics(attrs[c.trial]))
+
+
+def _metrics(user_attrs: dict[str, Any]) -> dict[str, Any]:
+    """Everything the engine recorded on a trial, flat, without the recipe (returned on its own)."""
+    from search.candidates import CANDIDATE_ATTR
+
+    attrs = dict(user_attrs)
+    record = attrs.pop(CANDIDATE_ATTR, None)
+    flat = {**attrs, **(record if isinstance(record, dict) else {})}
+    flat.pop("recipe", None)
+    return flat

@@ -35,6 +35,7 @@ def test_submit_poll_to_done_front_and_restart(celery_worker, tmp_path):
         assert values == sorted(values, reverse=True)  # best cosine first, as `search-cli show` lists them
         candidate = client.get(f"/search/{job}/candidates/0").json()
         assert candidate["recipe"] and len(candidate["layers"]) == 36  # MiniLM: 6 blocks x 6 linears
+        assert candidate["metrics"]["stage"] == "full" and "recipe" not in candidate["metrics"]
         assert abs(sum(r["memory_bytes"] for r in candidate["layers"]) + candidate["memory_other_bytes"]
                    - candidate["memory_bytes"]) == 0
     # a new app instance (a restart) on the same database: the job and its front, read from Optuna
