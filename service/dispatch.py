@@ -34,7 +34,11 @@ class Dispatcher:
         from celery import Celery
 
         app = Celery("devicefit-service", broker=self.settings.broker_url, backend=self.settings.celery_backend)
+        # a request must not wait long on a broker that is down: a couple of quick retries, then the job fails
+        quick = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
         app.conf.update(broker_connection_retry_on_startup=False, broker_connection_timeout=3,
+                        task_publish_retry_policy=quick,
+                        result_backend_transport_options={"retry_policy": {**quick, "timeout": 3.0}},
                         task_serializer="json", result_serializer="json", accept_content=["json"])
         return app
 

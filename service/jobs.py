@@ -50,8 +50,10 @@ class Jobs:
         try:
             task_id = self.dispatcher.submit(job_id, spec.model_dump(mode="json"))
         except Exception as exc:  # noqa: BLE001 - the broker is down: the job fails, the request does not
-            log.exception("could not queue job %s", job_id)
-            return self.store.update(job_id, status=FAILED, error=f"could not reach the task queue: {exc}")
+            log.warning("could not queue job %s: %s", job_id, exc)
+            broker = self.settings.broker_url.split("@")[-1]
+            return self.store.update(job_id, status=FAILED, error=f"could not reach the task queue at {broker} "
+                                                                    f"({type(exc).__name__}); is Redis running?")
         return self.store.update(job_id, task_id=task_id) if task_id else job
 
     def get(self, job_id: str) -> Job:

@@ -66,7 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         services.engine.dispose()
 
-    app = FastAPI(title="devicefit", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # no Swagger/ReDoc pages: they load their scripts from a CDN; the schema is at /openapi.json
+    app = FastAPI(title="devicefit", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.services = services
     errors.install(app)
     for module in (searches, candidates, devices, pages):

@@ -189,3 +189,18 @@ def test_pages_render_without_any_external_resource(client):
 def test_import_service_main_does_not_import_torch():
     code = "import sys, service.main; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_broker_that_is_down_fails_the_job_not_the_request(tmp_path):
+    settings = make_settings(tmp_path, dispatch=True, broker_url="redis://127.0.0.1:1/0")  # nothing listens there
+    with TestClient(create_app(settings)) as c:
+        r = c.post("/search", json=TINY)
+        assert r.status_code == 202 and r.json()["status"] == "failed"
+        error = c.get(r.json()["links"]["self"]).json()["error"]
+        assert error.startswith("could not reach the task queue at redis://127.0.0.1:1/0")
+        assert "\n" not in error
+
+
+def test_no_page_loads_anything_from_a_cdn(client):
+    assert client.get("/docs").status_code == 404  # Swagger UI would load its scripts from a CDN
+    assert client.get("/openapi.json").status_code == 200
