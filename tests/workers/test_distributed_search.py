@@ -112,16 +112,19 @@ def test_sigkill_mid_trial_loses_and_duplicates_nothing(victim, worker_pool, red
 
 def test_search_survives_redis_restart(worker_pool, redis_server, tiny_llama_ref, tmp_path):
     worker_pool.ensure(2)
-    spec = small_spec(tiny_llama_ref, tmp_path)
+    spec = small_spec(tiny_llama_ref, tmp_path, calib_samples=128, seq_len=256)  # seconds per trial
     with CeleryExecutor(redis_server.url, max_in_flight=2, poll_interval_s=0.2) as ex:
         search = run_in_background(spec, ex)
         deadline = time.monotonic() + SEARCH_TIMEOUT_S
         while ex.stats["completed"] < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert not search.done(), "the restart should land mid-search"
         redis_server.restart(down_s=1.0)  # everything queued or stored in Redis is gone
         result = search.result(timeout=SEARCH_TIMEOUT_S)
         assert ex.stats["redis_data_lost"] >= 1
     assert_exactly_n_finished(spec, result)
+    # the new, empty Redis holds outcomes: evaluation went on after the restart
+    assert stored_outcomes(redis_server.url, ex.id)
 
 
 @pytest.mark.slow
