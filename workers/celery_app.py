@@ -51,6 +51,9 @@ def make_app(url: str | None = None) -> Celery:
         result_backend_transport_options={"retry_policy": {"timeout": 10.0}},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a worker outlives a Redis restart
+        # a trial running while Redis restarts keeps going and stores its result when Redis is back
+        # (the ledger retries); cancelling it would only throw the work away
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         result_expires=7 * 24 * 3600,
         task_track_started=True,
         worker_send_task_events=True,  # Flower shows tasks live

@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 
-from celery.signals import worker_init, worker_process_init
+from celery.signals import celeryd_after_setup, worker_init, worker_process_init
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,13 @@ def torch_threads() -> int:
 
 def preload_refs() -> list[str]:
     return [r.strip() for r in (os.environ.get("DEVICEFIT_PRELOAD") or "").split(",") if r.strip()]
+
+
+@celeryd_after_setup.connect
+def _quiet_known_warning(**_: object) -> None:
+    # Celery warns on every broker connection loss that the default of
+    # worker_cancel_long_running_tasks_on_connection_loss will change; celery_app sets it deliberately
+    warnings.filterwarnings("ignore", message=r"(?s).*worker_cancel_long_running_tasks_on_connection_loss")
 
 
 @worker_init.connect
