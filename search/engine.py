@@ -3,8 +3,10 @@
 For each trial: the sampler proposes parameters -> a recipe (space/suggest.py)
 -> stage 1, memory and predicted latency from the recipe alone; a candidate
 over budget is told to Optuna at once with its constraint values, no model
-built -> stage 2, quality on a short slice of the evaluation data -> stage 3,
-full quality, only if the candidate could still join the front (staging.py).
+built -> stage 2, quality on a short slice of the evaluation data, run only when
+a front member is already as fast and as small (else quality cannot keep the
+candidate off the front) -> stage 3, full quality, only if the candidate could
+still join the front (staging.py).
 Evaluations go to an Executor, which may keep several in flight.
 
 Every finished trial carries its recipe, stage and metrics as user attributes,
@@ -190,7 +192,15 @@ class _Search:
             quality = {self.metric[0]: pessimistic_quality(self.history, self.metric)}
             self._tell(_Pending(trial, recipe, cheap, "rejected"), quality)
             return
-        self._submit(_Pending(trial, recipe, cheap, "proxy" if self.staged else "full"))
+        stage = "proxy" if self.staged and self._quality_decides(cheap) else "full"
+        self._submit(_Pending(trial, recipe, cheap, stage))
+
+    def _quality_decides(self, cheap: CheapMetrics) -> bool:
+        """Whether the quality proxy can matter: only when a front member is already at least as fast
+        and as small. Otherwise the candidate joins the front whatever its quality, so stage 2 is skipped."""
+        return any(("latency" not in self.spec.objectives or c.latency_ms <= cheap.latency_ms)
+                   and ("memory" not in self.spec.objectives or c.memory_bytes <= cheap.memory_bytes)
+                   for c in self.front())
 
     def _submit(self, p: _Pending) -> None:
         task = EvalTask(study=self.study.study_name, trial=p.trial.number, stage=p.stage, spec=self.spec,

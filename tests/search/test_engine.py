@@ -59,7 +59,7 @@ def test_front_is_never_worse_than_the_uniform_seeds(tiny_spec):
 def test_interrupted_search_resumes_to_exactly_n(tiny_spec):
     spec = tiny_spec(trials=16, storage=None)  # the default SQLite file: what survives the interruption
     with pytest.raises(KeyboardInterrupt):
-        run_search(spec, _executor(exploding_after(15)))  # 9 of them measure sensitivity
+        run_search(spec, _executor(exploding_after(12)))  # 9 of them measure sensitivity
     study_name = optuna.get_all_study_names(storage=spec.storage or _default_storage())[0]
     study = optuna.load_study(study_name=study_name, storage=_default_storage())
     before = {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))}
