@@ -146,6 +146,11 @@ class WorkerPool:
         w.wait_ready()
         return w
 
+    def stop_extras(self) -> None:
+        for w in self.extras:
+            w.stop()
+        self.extras = []
+
     def stop_all(self) -> None:
         for w in self.workers + self.extras:
             w.stop()
@@ -166,3 +171,12 @@ def tiny_llama_ref(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("model") / "tiny-llama.json"
     path.write_text(json.dumps(tiny_config("llama")))
     return str(path)
+
+
+@pytest.fixture
+def search_runner(worker_pool, tmp_path) -> Worker:
+    """A worker that runs whole searches (queue devicefit.searches) for one test; the pool evaluates."""
+    worker_pool.ensure(2)
+    runner = worker_pool.extra("runner", queues="searches", extra_env={"DEVICEFIT_RESULTS": str(tmp_path)})
+    yield runner
+    worker_pool.stop_extras()

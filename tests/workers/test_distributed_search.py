@@ -128,12 +128,10 @@ def test_search_survives_redis_restart(worker_pool, redis_server, tiny_llama_ref
 
 
 @pytest.mark.slow
-def test_whole_search_runs_as_a_task(worker_pool, redis_server, tiny_llama_ref, tmp_path):
+def test_whole_search_runs_as_a_task(search_runner, redis_server, tiny_llama_ref, tmp_path):
     """devicefit.run_search on a search-runner worker, its candidates on the general workers (the service's path)."""
     from workers.celery_app import make_app
 
-    worker_pool.ensure(2)
-    worker_pool.extra("runner", queues="searches", extra_env={"DEVICEFIT_RESULTS": str(tmp_path)})
     spec = small_spec(tiny_llama_ref, tmp_path, trials=3).model_copy(update={"study_name": "as-a-task"})
     app = make_app(redis_server.url)
     try:
@@ -167,14 +165,13 @@ def test_search_cli_with_broker(worker_pool, redis_server, tiny_llama_ref, tmp_p
 
 
 @pytest.mark.slow
-def test_search_runner_killed_mid_search_resumes_its_study(worker_pool, redis_server, tiny_llama_ref, tmp_path):
+def test_search_runner_killed_mid_search_resumes_its_study(search_runner, redis_server, tiny_llama_ref, tmp_path):
     """The service's path under a crash: the run_search task's process dies; the redelivered task resumes."""
     import optuna
 
     from workers.celery_app import make_app
 
-    worker_pool.ensure(2)
-    runner = worker_pool.extra("runner-k", queues="searches", extra_env={"DEVICEFIT_RESULTS": str(tmp_path)})
+    runner = search_runner
     spec = small_spec(tiny_llama_ref, tmp_path, calib_samples=128, seq_len=256).model_copy(
         update={"study_name": "killed-runner"})
     app = make_app(redis_server.url)
