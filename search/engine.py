@@ -306,11 +306,13 @@ class _Search:
 
 
 def preflight(spec: SearchSpec) -> None:
-    """Every refusal that needs no evaluation, at once: unknown model or device, unreachable budget."""
+    """Every refusal that needs no evaluation, at once: unknown model or device, unreachable budget, bad storage."""
     from search.models import load_graph
+    from search.study import make_storage
 
     graph = load_graph(spec.model)
     check_reachable(spec, RecipeSpace(graph, spec.space), CheapEvaluator(spec, graph))
+    make_storage(storage_url(spec))
 
 
 def check_reachable(spec: SearchSpec, space: RecipeSpace, cheap: CheapEvaluator) -> None:

@@ -20,6 +20,7 @@ def _run(capsys, *argv):
     (["--model", "/nope"], "/nope"),
     (["search", "--time", "10"], "has no unit"),
     (["show", "no-such-study"], "no saved front"),
+    (["--storage", "nosuch://db"], "cannot open storage"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, results, argv, needle):
     code, out, err = _run(capsys, *argv)
