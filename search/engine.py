@@ -113,7 +113,7 @@ class _Search:
         self.space = RecipeSpace(self.graph, spec.space)
         self.metric = primary_metric(self.graph)
         check_reachable(spec, self.space, self.cheap)
-        self.study = open_study(spec, self.metric[1], resume=resume)
+        self.study = open_study(spec, self.metric[1], resume=resume, evaluations=max_full_evaluations)
         self.storage = storage_url(spec)
         fail_stale_trials(self.study)
         self.promoter = Promoter(spec.objectives)

@@ -128,14 +128,15 @@ def population_size(trials: int) -> int:
     return max(8, min(50, trials // 5))
 
 
-def open_study(spec: SearchSpec, metric_direction: str, *, resume: bool) -> Any:
+def open_study(spec: SearchSpec, metric_direction: str, *, resume: bool, evaluations: int | None = None) -> Any:
     """Create (or, resuming, load and check) the study; returns it. Spec is kept as a study attribute."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = make_storage(storage_url(spec))
     name = choose_study_name(spec, storage, resume)
-    sampler = make_sampler(spec, population_size(spec.trials))
+    # a generation is sized by the trials that will really be evaluated, not by an open-ended trial count
+    sampler = make_sampler(spec, population_size(min(spec.trials, evaluations or spec.trials)))
     study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, load_if_exists=True,
                                 directions=directions(spec, metric_direction))
     stored = study.user_attrs.get("spec")
