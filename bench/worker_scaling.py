@@ -155,11 +155,15 @@ def main() -> int:
     redis_proc, url = start_redis(tmp)
     workers = [start_worker(url, f"w{i}", tmp) for i in (1, 2)]
     app = make_app(url)
-    runs: dict[str, list[dict]] = {"in-process": [], "celery 1w/if1": [], "celery 1w": [], "celery 2w": []}
+    runs: dict[str, list[dict]] = {"in-process": [], "celery 1w/if1": [], "celery 1w": [], "celery 2w": [],
+                                   "local pool 2p": []}
     pairs: list[dict] = []
     load_before = os.getloadavg()
     try:
         local = LocalExecutor(workers=1)
+        # control without Celery: can two plain processes evaluate twice as fast on this machine?
+        pool2 = LocalExecutor(workers=2, threads=1)
+        run_batch(pool2, spec, recipes[:2] * 2, "warm-pool", 2)
         with CeleryExecutor(url, max_in_flight=3, poll_interval_s=0.5) as ex:
             deadline = time.monotonic() + 120
             while len(app.control.inspect(timeout=1).ping() or {}) < 2:
@@ -181,6 +185,7 @@ def main() -> int:
                 runs["celery 1w"].append(run_batch(ex, spec, recipes, f"c1b-{rep}", 2))
                 set_consuming(app, "w2@bench", True)
                 runs["celery 2w"].append(run_batch(ex, spec, recipes, f"c2-{rep}", 3))
+                runs["local pool 2p"].append(run_batch(pool2, spec, recipes, f"p2-{rep}", 2))
                 print(f"repeat {rep + 1}: " + ", ".join(f"{k} {v[-1]['trials_per_min']:.1f}/min"
                                                          for k, v in runs.items()), flush=True)
     finally:
@@ -209,6 +214,7 @@ def build_report(args, runs: dict[str, list[dict]], pairs: list[dict], load_befo
     speedup = [c2["trials_per_min"] / c1["trials_per_min"] for c1, c2 in paired("celery 1w", "celery 2w")]
     # > 1 means the two processes slowed each other down: not enough free cores for both
     slowdown = [c2["eval_s_mean"] / c1["eval_s_mean"] for c1, c2 in paired("celery 1w", "celery 2w")]
+    pool_speedup = [p2["trials_per_min"] / lo["trials_per_min"] for lo, p2 in paired("in-process", "local pool 2p")]
     exposed = [(c["wall_s"] - lo["wall_s"]) / lo["wall_s"] for c, lo in paired("celery 1w/if1", "in-process")]
     queued = [(c["wall_s"] - lo["wall_s"]) / lo["wall_s"] for c, lo in paired("celery 1w", "in-process")]
     # within one run, so machine load between runs cancels: time beyond the evaluation itself
@@ -226,6 +232,7 @@ def build_report(args, runs: dict[str, list[dict]], pairs: list[dict], load_befo
                     "paired_eval_ratio": summarize([p["celery_eval_s"] / p["local_eval_s"] - 1 for p in pairs]),
                     "paired_local_s": summarize([p["local_s"] for p in pairs]),"trials_per_min": tpm, "seconds_per_trial": per_trial,
                     "speedup_2w_vs_1w": summarize(speedup), "eval_time_2w_vs_1w": summarize(slowdown),
+                    "speedup_local_pool_2p_vs_in_process": summarize(pool_speedup),
                     "overhead_in_flight_1": summarize(exposed), "overhead_default_in_flight": summarize(queued),
                     "celery_roundtrip_fraction": summarize(roundtrip),
                     "celery_roundtrip_s": summarize([r["overhead_s_per_trial"] for r in runs["celery 1w/if1"]]),
@@ -252,7 +259,8 @@ def write_doc_block(report: dict) -> None:
     lines += ["",
               f"- 2 workers vs 1 (paired per repeat): **{span(s['speedup_2w_vs_1w'], '{:.2f}x')}** (target >= 1.8x); "
               f"meanwhile each evaluation took {span(s['eval_time_2w_vs_1w'], '{:.2f}x')} as long with two "
-              "workers running as with one (1.0x would mean each had a free core)",
+              "workers running as with one (1.0x would mean each had a free core); control without Celery, "
+              f"a local pool of 2 processes vs in-process: {span(s['speedup_local_pool_2p_vs_in_process'], '{:.2f}x')}",
               f"- **Per-trial overhead of the Celery executor vs in-process**, A/B per candidate "
               f"({s['paired_overhead']['n']} pairs, one trial in flight, trial "
               f"{span(s['paired_local_s'], '{:.2f} s')} in-process): **{span(s['paired_overhead'], pct)}**; "
