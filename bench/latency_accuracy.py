@@ -63,8 +63,7 @@ def run_group(name: str, loaded, workload: str, recipes: list[CompressionConfig]
               chunk: int, rng: random.Random) -> list[dict]:
     """Rows of measured vs predicted (with profiles[0], or a fresh host profile per chunk when it is None;
     profiles[1] gives predicted_shipped_ms)."""
-    # the submodule, not the package attribute: importing search.compress.apply shadows the latter
-    from search.compress.apply import apply
+    from search.compress import apply
     from search.hw_profiles.host import measure_host
 
     rows = []

@@ -41,7 +41,7 @@ def students(graph) -> dict[str, object]:
 def run_model(ref: str, steps: int, seed: int, batch_size: int, train_seq_len: int) -> list[dict]:
     import torch
 
-    from search.compress.apply import apply
+    from search.compress import apply
     from search.evaluators.pipeline import calibration_for, evaluator_for
     from search.models import load_model
     from search.recovery.recover import RecoverySettings, recover, training_batches

@@ -27,7 +27,7 @@ _EXPORTS = {
     "CompressionConfig": "search.recipe:CompressionConfig",
     "LayerCompression": "search.recipe:LayerCompression",
     "parse_recipe": "search.recipe:parse_recipe",
-    "apply": "search.evaluators.pipeline:apply",
+    "apply": "search.compress:apply",
     "evaluate": "search.evaluators.pipeline:evaluate",
     "calibration_batches": "search.data:calibration_batches",
     "export": "search.evaluators.pipeline:export",

@@ -65,7 +65,7 @@ def compress(spec: SearchSpec, recipe: CompressionConfig) -> Any:
 
 
 def _apply(spec: SearchSpec, recipe: CompressionConfig) -> Any:
-    from search.compress.apply import apply  # the function (the package attribute turns into this module)
+    from search.compress import apply
 
     calibration = None
     if needs_calibration(recipe):

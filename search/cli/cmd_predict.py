@@ -69,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _measured(args: argparse.Namespace, recipe, workload, report) -> int:
-    # the submodule, not the package attribute: importing search.compress.apply shadows the latter
-    from search.compress.apply import apply
+    from search.compress import apply
     from search.hw_profiles.measure import DEFAULT_THREADS, measure_latency
     from search.models import load_model
 

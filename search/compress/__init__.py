@@ -16,9 +16,9 @@ def apply(model: Any, recipe: CompressionConfig, calibration: Any = None, **opti
     """A NEW compressed model in bfloat16 (the input is untouched).
 
     calibration: LongTensor [n, seq] of token ids for Wanda scores and width
-    importance; None ranks by weight magnitude. See search.compress.apply.apply.
+    importance; None ranks by weight magnitude. See search.compress.compose.apply.
     """
-    from search.compress.apply import apply as _apply
+    from search.compress.compose import apply as _apply
 
     return _apply(model, recipe, calibration, **options)
 

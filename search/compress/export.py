@@ -95,7 +95,7 @@ def load_compressed(directory: str | Path) -> Any:
     from transformers import AutoConfig
     from transformers.initialization import no_init_weights
 
-    from search.compress.apply import apply
+    from search.compress import apply
     from search.models import LoadedModel, _class_kwargs, _model_class, load_tokenizer, quiet_transformers
     from search.recipe import parse_recipe
     from search.space.graph import graph_from_config

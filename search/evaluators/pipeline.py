@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from search.compress import apply
 from search.errors import DeviceFitError
 from search.recipe import CompressionConfig
 
@@ -54,20 +55,6 @@ def _seq_len_for(loaded: LoadedModel, seq_len: int) -> int:
     return seq_len
 
 
-def apply_recipe() -> Any:
-    """search.compress's apply function.
-
-    Taken from its implementation module: once ``search.compress.apply`` (the
-    module) is imported, the package attribute of that name is the module, not
-    the function.
-    """
-    try:
-        from search.compress.apply import apply
-    except ImportError:
-        from search.compress import apply
-    return apply
-
-
 def calibration_for(loaded: LoadedModel, text: TextSource = None, samples: int = 16,
                     seq_len: int = 128) -> torch.Tensor:
     """Token rows from the calibration part, for the transforms that look at activations."""
@@ -106,7 +93,7 @@ def evaluate(loaded: LoadedModel, student: Any = None, *, text: TextSource = Non
     if isinstance(student, CompressionConfig):
         student.resolve(loaded.graph)
         calibration = calibration_if_needed(loaded, student, text, samples, seq_len)
-        student = apply_recipe()(loaded.model, student, calibration=calibration)
+        student = apply(loaded.model, student, calibration=calibration)
     elif student is None:
         student = loaded.model
     return evaluator_for(loaded, text, samples, seq_len).evaluate(student, progress=progress)
@@ -126,7 +113,7 @@ def evaluate_recipe(loaded: LoadedModel, recipe: CompressionConfig, *, text: Tex
     # disable=None: the bar shows on a terminal only, so piped stderr carries nothing but errors
     with tqdm(total=3, desc="applying recipe", file=_stderr(), disable=None if progress else True,
               bar_format="{desc} [{n}/{total}] {elapsed}", leave=False) as bar:
-        compressed = apply_recipe()(loaded.model, recipe, calibration=calibration)
+        compressed = apply(loaded.model, recipe, calibration=calibration)
         bar.set_description("running the original model")
         bar.update()
         evaluator.prepare()
@@ -174,11 +161,6 @@ def evaluate_export(ref: str, *, text: TextSource = None, samples: int = 16, seq
                             memory_bytes=int(memory_report(teacher.graph, recipe).total_bytes), compressed=student)
 
 
-def apply(model: Any, recipe: CompressionConfig, calibration: Any = None, **options: Any) -> Any:
-    """A new compressed model in bfloat16 (``model`` untouched): search.compress's apply."""
-    return apply_recipe()(model, recipe, calibration, **options)
-
-
 def export(loaded: LoadedModel, recipe: CompressionConfig, out_dir: str | os.PathLike, *,
            compressed: Any = None, text: TextSource = None, samples: int = 16, seq_len: int = 128) -> Path:
     """Save ``loaded`` compressed by ``recipe`` to ``out_dir`` (safetensors + recipe + config).
@@ -190,7 +172,7 @@ def export(loaded: LoadedModel, recipe: CompressionConfig, out_dir: str | os.Pat
     recipe.resolve(loaded.graph)
     if compressed is None:
         calibration = calibration_if_needed(loaded, recipe, text, samples, seq_len)
-        compressed = apply_recipe()(loaded.model, recipe, calibration=calibration)
+        compressed = apply(loaded.model, recipe, calibration=calibration)
     out = Path(out_dir).expanduser()
     export_compressed(loaded, compressed, recipe, out)
     return out

@@ -31,7 +31,7 @@ class Quantizer:
                  time_limit: float | None = None, lr: float | None = None, learn: str = "both",
                  progress: bool = False) -> Any:
         """A new quantized model (packed storage); the input model is untouched."""
-        from search.compress.apply import apply
+        from search.compress import apply
 
         if mode not in ("ptq", "qat"):
             raise SpecError(f"quantization mode {mode!r} is unknown; use 'ptq' or 'qat'")

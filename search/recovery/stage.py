@@ -66,7 +66,8 @@ def evaluate_recover(task: EvalTask) -> EvalResult:
 def recovered_model(loaded: LoadedModel, recipe: CompressionConfig, steps: int, *, text: Any = None,
                     samples: int = 16, seq_len: int = 128, seed: int = 0) -> Any:
     """The compressed model of recipe after ``steps`` recovery steps (what export writes for a recovered candidate)."""
-    from search.evaluators.pipeline import apply, calibration_for, evaluator_for
+    from search.compress import apply
+    from search.evaluators.pipeline import calibration_for, evaluator_for
     from search.recovery.recover import DEFAULT_TRAIN_ROWS, recover, training_batches
 
     compressed = apply(loaded.model, recipe, calibration_for(loaded, text, min(8, samples), seq_len))

@@ -2,8 +2,8 @@
 
 import pytest
 
+from search.compress import apply
 from search.data import calibration_batches
-from search.evaluators.pipeline import apply
 from search.evaluators.quality import QualityEvaluator
 from search.models import ByteTokenizer, LoadedModel, build_from_config
 from search.recipe import CompressionConfig

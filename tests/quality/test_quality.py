@@ -106,7 +106,7 @@ def test_bad_batches_and_students(tiny_llama):
 
 @pytest.mark.parametrize("family", ["llama", "qwen2", "gpt2", "bert"])
 def test_every_family_scores_itself_perfectly_and_a_4bit_copy_worse(family):
-    from search.evaluators.pipeline import apply
+    from search.compress import apply
     from search.models import ByteTokenizer, LoadedModel, build_from_config
     from search.recipe import CompressionConfig
     from search.space.graph import graph_from_model

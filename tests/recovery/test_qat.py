@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from search.compress.apply import apply
+from search.compress import apply
 from search.compress.modules import LowRankLinear, QuantizedLinear, SparseLinear
 from search.models import build_from_config
 from search.recipe import CompressionConfig

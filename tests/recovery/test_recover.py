@@ -2,7 +2,7 @@
 
 import torch
 
-from search.compress.apply import apply
+from search.compress import apply
 from search.compress.modules import QuantizedLinear
 from search.data import calibration_batches
 from search.evaluators.quality import QualityEvaluator

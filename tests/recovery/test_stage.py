@@ -56,7 +56,7 @@ def test_known_gains_skip_hopeless_candidates():
 def test_export_writes_the_recovered_weights(tiny_llama, tmp_path):
     import torch
 
-    from search.compress.apply import apply
+    from search.compress import apply
     from search.compress.export import load_compressed
     from search.evaluators.pipeline import export
     from search.recovery.stage import recovered_model

@@ -12,8 +12,6 @@ be loaded into them.
 from __future__ import annotations
 
 import copy
-import sys
-import types
 
 import torch
 from torch import nn
@@ -117,14 +115,3 @@ def _cast(model: nn.Module, dtype: torch.dtype) -> None:
         for name, buf in module.named_buffers(recurse=False):
             if buf is not None and buf.is_floating_point() and name not in module._non_persistent_buffers_set:
                 module._buffers[name] = buf.to(dtype)
-
-
-class _CallableModule(types.ModuleType):
-    """Importing this submodule rebinds the package attribute `search.compress.apply` to the module;
-    making the module callable keeps `search.compress.apply(model, recipe)` working either way."""
-
-    def __call__(self, *args, **kwargs):
-        return apply(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
