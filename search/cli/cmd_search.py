@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--recover", metavar="BUDGET",
                    help="recovery training (distillation / QAT) of candidates near the front, per candidate: "
                         "e.g. 200steps or 30s; the front is built on the recovered metrics")
+    p.add_argument("--measure", action="store_true",
+                   help="time each evaluated candidate on this machine (or on a device worker with --broker) "
+                        "instead of trusting the predicted latency")
     p.add_argument("--json", action="store_true", help="print the front as one JSON object")
     p.add_argument("--server", metavar="URL",
                    help="submit to a running devicefit service (search-cli serve) instead of searching here")
@@ -68,6 +71,8 @@ def spec_from_args(args: argparse.Namespace) -> SearchSpec:
     if args.max_latency is not None or args.max_memory is not None:
         # budget flags replace the default budget as a whole: --max-memory alone means no latency budget
         data["budget"] = {"max_latency": args.max_latency, "max_memory": args.max_memory}
+    if args.measure:
+        data["measure"] = True
     if args.time is not None:
         data["time_limit"] = args.time
         data.setdefault("trials", TIME_ONLY_TRIALS)

@@ -54,3 +54,16 @@ def test_search_json_then_show(capsys, tiny_spec, tmp_path):
     code, out, _ = _run(capsys, "show", data["study"])
     assert code == 0 and data["study"] in out and "latency" in out
     assert len([line for line in out.splitlines() if line.strip()[:1].isdigit()]) == len(data["front"])
+
+
+def test_flags_fill_the_one_spec():
+    import argparse
+
+    from search.cli.cmd_search import register, spec_from_args
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["search", "--device", "host", "--max-memory", "64MB", "--measure", "--trials", "5"])
+    spec = spec_from_args(args)
+    assert (spec.device, spec.measure, spec.trials) == ("host", True, 5)
+    assert spec.budget.max_memory == "64MB" and spec.budget.max_latency is None
