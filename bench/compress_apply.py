@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
+
+from provenance import git_commit
 
 RECIPES = [  # (label, CompressionConfig.uniform arguments, calibrated)
     ("16-bit (copy + cast)", {}, False),
@@ -28,14 +29,6 @@ RECIPES = [  # (label, CompressionConfig.uniform arguments, calibrated)
     ("width 0.5 calibrated (16 x 128 tokens)", {"width": 0.5, "heads": 0.5}, True),
     ("rank 1/4 + 4-bit (SVD cached)", {"rank": 0.25, "bits": 4}, False),
 ]
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "(OpenMP threads spin while waiting), so the search's workers should pin one thread each.",
         "",
         f"Measured on {platform.processor() or platform.machine()}, Python {platform.python_version()},",
-        f"torch {torch.__version__}, commit {_commit()}.",
+        f"torch {torch.__version__}, commit {git_commit()}.",
         "",
     ]
     Path(args.out).write_text("\n".join(lines))

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from provenance import git_commit
 
 ROWS = [  # (label, recipe arguments for CompressionConfig.uniform, depth fraction)
     ("16-bit (bfloat16)", {}, None),
@@ -30,14 +31,6 @@ ROWS = [  # (label, recipe arguments for CompressionConfig.uniform, depth fracti
     ("width 0.5 (MLP neurons)", {"width": 0.5}, None),
     ("depth 0.5 (3 of 6 blocks)", {}, 0.5),
 ]
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +88,7 @@ to every linear layer of the blocks. Written by `bench/compression_table.py`.
 {chr(10).join(lines)}
 
 Measured with Python {platform.python_version()} (the pydoc corpus differs between Python versions),
-torch {torch.__version__}, commit {_commit()}.
+torch {torch.__version__}, commit {git_commit()}.
 """
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,7 @@ def apply(model: nn.Module, recipe: CompressionConfig, calibration: torch.Tensor
             new.set_submodule(name, _empty_module(new.get_submodule(name), setting))
     else:
         _compress_layers(new, targets, calibration)
-    _cast(new, dtype)
+    cast_storage(new, dtype)
     return new
 
 
@@ -103,7 +103,7 @@ def _from_plan(plan: StoragePlan) -> nn.Module:
     return PackedLinear.build(plan)
 
 
-def _cast(model: nn.Module, dtype: torch.dtype) -> None:
+def cast_storage(model: nn.Module, dtype: torch.dtype) -> None:
     """Parameters and persistent float buffers to `dtype`; packed modules and non-persistent buffers
     (rotary inv_freq, position ids) keep theirs."""
     for module in model.modules():

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from search.compress.compose import cast_storage
 from search.compress.modules import PackedLinear
 from search.compress.packing import pack_bits, unpack_mask
 from search.compress.quantize import round_up_fp16
@@ -143,20 +144,6 @@ def pack_trained(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> nn.Mo
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
-
-
-def cast_storage(model: nn.Module, dtype: torch.dtype) -> None:
-    """Parameters and persistent float buffers to dtype, as search.compress.apply stores them: packed
-    layers keep their own dtypes and non-persistent buffers (rotary inv_freq) stay float32."""
-    for module in model.modules():
-        if isinstance(module, PackedLinear):
-            continue
-        for param in module.parameters(recurse=False):
-            if param.is_floating_point() and param.dtype != dtype:
-                param.data = param.data.to(dtype)
-        for name, buf in module.named_buffers(recurse=False):
-            if buf is not None and buf.is_floating_point() and name not in module._non_persistent_buffers_set:
-                module._buffers[name] = buf.to(dtype)
 
 
 def trainable_summary(model: nn.Module) -> dict[str, int]:
