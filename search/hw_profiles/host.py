@@ -127,6 +127,24 @@ def bench_attention(rounds: int) -> tuple[float, float]:
     return coef[0] * 1e6, 1e-9 / max(coef[1], 1e-18)
 
 
+def bench_cold_stream(rounds: int, total_bytes: int = 192 * 2**20) -> float:
+    """bf16 weight GB/s of one-row F.linear over a ring of distinct 768x2048 weights far larger than the
+    caches: each weight is read once per pass, as a forward of a model bigger than the caches reads it."""
+    import torch
+    import torch.nn.functional as F
+
+    count = max(2, total_bytes // (768 * 2048 * 2))
+    weights = [torch.randn(2048, 768, dtype=torch.bfloat16) for _ in range(count)]
+    x = torch.randn(1, 768, dtype=torch.bfloat16)
+
+    def ring() -> None:
+        for w in weights:
+            F.linear(x, w)
+    with torch.inference_mode():
+        med = interleaved_medians({"ring": ring}, max(3, rounds // 3), warmup=1)["ring"]
+    return count * 768 * 2048 * 2 / (med * 1e-3) / 1e9
+
+
 def bench_copy(rounds: int) -> float:
     import torch
 
@@ -221,6 +239,7 @@ def measure_host(threads: int = DEFAULT_THREADS, rounds: int = 21) -> DeviceProf
         op_by_rows, gflops_by_rows, fit_err = bench_linear(rounds)
         attn_op, attn_gflops = bench_attention(rounds)
         copy = bench_copy(rounds)
+        cold = bench_cold_stream(rounds)
         try:
             dequant = bench_dequant(max(3, rounds // 3))
         except ImportError:
@@ -231,7 +250,8 @@ def measure_host(threads: int = DEFAULT_THREADS, rounds: int = 21) -> DeviceProf
             clock="cpu" if threads == 1 else "wall", cpu=cpu, linear_op_us_by_rows=op_by_rows,
             linear_gflops_by_rows=gflops_by_rows, linear_fit_error=round(fit_err, 3),
             attention_op_us=round(attn_op, 2), attention_gflops=round(attn_gflops, 1), copy_gbs=round(copy, 2),
-            block_us={}, forward_us={}, elementwise_ns={}, dequant_cached=True, dequant_ns_per_weight=dequant)
+            block_us={}, forward_us={}, elementwise_ns={}, dequant_cached=True, dequant_ns_per_weight=dequant,
+            cold_stream_gbs=round(cold, 2))
         partial = _host_profile(measured, threads, gflops_by_rows, copy)
         block_us, forward_us, elem_ns = bench_framework(rounds, partial)
     measured = measured.model_copy(update={"block_us": block_us, "forward_us": forward_us,
@@ -261,6 +281,8 @@ def _host_profile(measured: MeasuredTables, threads: int, gflops_by_rows: dict, 
                "block glue (norms, rotary, activations, residuals, cache updates): reference models of 1 and 3 "
                "blocks at width 384, minus their predicted matrix products and attention; a fixed part per block "
                "plus a part per activation element",
+               "weights are streamed at cold_stream_gbs (a ring of distinct weights beyond the caches) when a "
+               "model's linear weights exceed warm_weight_bytes: the grid times each matrix warm, from cache",
                "quantized and sparse layers cost their one-time dequantization (dequant_ns_per_weight) on the "
                "first forward only"),
         measured=measured)

@@ -75,7 +75,7 @@ def predict_latency(graph: ModelGraph, recipe: CompressionConfig, workload: Work
     if isinstance(workload, str):
         workload = Workload.parse(workload)
     settings = recipe.resolve(graph)
-    model = _Costs(profile, graph, workload)
+    model = _Costs(profile, graph, workload, _stored_weight_bytes(graph, recipe, settings, profile))
     ops: list[LayerLatency] = []
     weight_bytes = 0
     for layer in recipe.kept_layers(graph):
@@ -103,8 +103,11 @@ def predict_latency(graph: ModelGraph, recipe: CompressionConfig, workload: Work
 class _Costs:
     """Costs of each kind of op for one (profile, graph, workload)."""
 
-    def __init__(self, profile: DeviceProfile, graph: ModelGraph, workload: Workload):
+    def __init__(self, profile: DeviceProfile, graph: ModelGraph, workload: Workload, weight_set_bytes: float = 0.0):
         self.p, self.g, self.w = profile, graph, workload
+        measured = profile.measured
+        # weights beyond the caches come from memory on every forward: the cold rate bounds the product
+        self.cold = bool(measured and measured.cold_stream_gbs and weight_set_bytes > measured.warm_weight_bytes)
         eff = profile.efficiency
         measured = profile.measured
         self.bandwidth = (measured.copy_gbs if measured else profile.bandwidth_gbs * eff.memory) * 1e9
@@ -169,6 +172,9 @@ class _Costs:
         compute = flops / self.linear_flops_per_s(rows, storage.quantized) + self.dequant_s(weights, storage.bits)
         activations = sum(rows * (plan.in_features + plan.out_features) for plan in plans) * self.act
         memory = stored / self.weight_stream_bytes_per_s() + activations / self.bandwidth
+        if self.cold:  # weights read from memory, not the caches the grid was timed in
+            cold = self.p.measured.cold_stream_gbs * 1e9 * self.p.efficiency.memory
+            memory = max(memory, stored / cold + activations / self.bandwidth)
         return flops, float(stored + activations), compute, memory, len(plans) * self.op_s(rows), stored
 
     def attention(self, block: int, recipe: CompressionConfig) -> LayerLatency:
@@ -219,8 +225,12 @@ class _Costs:
 
     # ---- helpers --------------------------------------------------------------
     def _storage_setting(self, setting: LayerCompression) -> LayerCompression:
-        bits = self.p.storage_bits(setting.bits)
-        sparse_kept = setting.sparsity > 0 and self._pattern_supported(setting)
+        return self._storage_setting_of(self.p, setting)
+
+    @staticmethod
+    def _storage_setting_of(profile: DeviceProfile, setting: LayerCompression) -> LayerCompression:
+        bits = profile.storage_bits(setting.bits)
+        sparse_kept = setting.sparsity > 0 and setting.sparsity_pattern.value in profile.sparsity
         if bits == setting.bits and (sparse_kept or setting.sparsity == 0):
             return setting
         update: dict = {"bits": bits}
@@ -238,6 +248,21 @@ class _Costs:
         if setting.sparsity_pattern == SparsityPattern.TWO_FOUR:
             return best
         return min(best, 1.0 / (1.0 - setting.sparsity))
+
+
+def _stored_weight_bytes(graph: ModelGraph, recipe: CompressionConfig, settings: dict,
+                         profile: DeviceProfile) -> float:
+    """Bytes of linear weights one forward reads, as the runtime stores them (for the cache test)."""
+    if profile.measured is None or not profile.measured.cold_stream_gbs:
+        return 0.0
+    from search.memory import layer_plans
+
+    total = 0.0
+    for layer in recipe.kept_layers(graph):
+        in_f, out_f = graph.sliced_shape(layer, recipe.width)
+        storage = _Costs._storage_setting_of(profile, settings[layer.name])
+        total += sum(plan.nbytes for plan in layer_plans(in_f, out_f, layer.bias, storage).values())
+    return total
 
 
 def elementwise_elements(graph: ModelGraph, rows: int, mlp_fraction: float) -> int:

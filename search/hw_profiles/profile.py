@@ -75,6 +75,13 @@ class MeasuredTables(_Strict):
         True, description="PackedLinear keeps its dequantized bf16 weight after the first call")
     dequant_ns_per_weight: dict[int, float] = Field(
         default_factory=dict, description="one-time cost to rebuild packed weights to bf16, by bits")
+    # the linear grid times each matrix warm (<= 12.6 MB, from the CPU caches); a model whose weights
+    # exceed the caches streams every weight from memory once per forward, at a lower rate
+    cold_stream_gbs: float | None = Field(
+        None, gt=0, description="bf16 weight bytes/s of one-row F.linear over a ring of distinct weights "
+                                "larger than the caches (each weight touched once per pass, as in a forward)")
+    warm_weight_bytes: int = Field(
+        16 * 2**20, gt=0, description="weight sets up to this size run at the warm (grid) rates")
 
 
 class DeviceProfile(_Strict):
