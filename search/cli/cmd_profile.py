@@ -11,10 +11,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "profile", help="measure this machine and write a device profile (host.yaml)",
         description="Run micro-benchmarks on this machine (bf16 matrix products at the shapes the host runtime "
                     "uses, attention, memory traffic, per-block framework cost, dequantization) and write a "
-                    "device profile in the same format as the shipped ones. --list prints the known devices.")
+                    "device profile in the same format as the shipped ones; then time a few reference models of "
+                    "its own end to end and fit the efficiency factors to them (--no-calibrate skips this). "
+                    "--list prints the known devices.")
     p.add_argument("--out", default="host.yaml", metavar="FILE", help="profile to write (default host.yaml)")
     p.add_argument("--threads", type=int, default=1, help="torch threads to pin (default 1)")
     p.add_argument("--rounds", type=int, default=21, help="interleaved timing rounds per benchmark (default 21)")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="keep the micro-benchmark factors (skip the end-to-end reference-model calibration)")
     p.add_argument("--list", action="store_true", help="list the known device profiles and exit")
     p.set_defaults(func=run)
 
@@ -32,11 +36,16 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("--threads must be at least 1 and --rounds at least 3")
     from search.hw_profiles.host import measure_host
 
-    profile = measure_host(threads=args.threads, rounds=args.rounds)
+    profile = measure_host(threads=args.threads, rounds=args.rounds, calibrate=not args.no_calibrate)
     Path(args.out).write_text(profile.to_yaml())
     m = profile.measured
     print(f"wrote {args.out}: {profile.compute_unit}")
     print(f"  linear: us/op by rows {m.linear_op_us_by_rows}; bf16 GFLOP/s by rows {m.linear_gflops_by_rows} "
           f"(fit error {m.linear_fit_error:.0%}); one-row weight stream {m.linear_stream_gbs:.1f} GB/s")
-    print(f"  attention {m.attention_gflops:.0f} GFLOP/s, copy {m.copy_gbs:.1f} GB/s")
+    print(f"  attention {m.attention_gflops:.0f} GFLOP/s, copy {m.copy_gbs:.1f} GB/s, "
+          f"cold weight stream {m.cold_stream_gbs or 0:.1f} GB/s")
+    if profile.calibration:
+        eff, cal = profile.efficiency, profile.calibration
+        print(f"  end-to-end calibration on {cal['rows']} reference timings: compute {eff.compute:g}, memory "
+              f"{eff.memory:g}, overhead {eff.overhead:g} (median |error| {cal['median_abs_error']:.1%})")
     return 0

@@ -168,8 +168,8 @@ def fit(profile: DeviceProfile, cases: list[Case], factors: tuple[str, ...] = FA
         jac = np.empty((r.size, theta.size))
         for j in range(theta.size):
             step = np.zeros_like(theta)
-            step[j] = 1e-4
-            jac[:, j] = (residuals(theta + step) - r) / 1e-4
+            step[j] = 1e-4 if theta[j] + 1e-4 <= hi[j] else -1e-4  # stay inside the bounds (efficiency <= 1)
+            jac[:, j] = (residuals(theta + step) - r) / step[j]
         grad, hess = jac.T @ r, jac.T @ jac
         trial = np.clip(theta - np.linalg.solve(hess + damping * np.diag(np.diag(hess) + 1e-9), grad), lo, hi)
         r_trial = residuals(trial)

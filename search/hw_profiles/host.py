@@ -231,8 +231,9 @@ def bench_dequant(rounds: int) -> dict[int, float]:
     return {bits: round(ms * 1e6 / (1024 * 1024), 3) for bits, ms in med.items()}
 
 
-def measure_host(threads: int = DEFAULT_THREADS, rounds: int = 21) -> DeviceProfile:
-    """A profile of this machine from micro-benchmarks (takes about a minute)."""
+def measure_host(threads: int = DEFAULT_THREADS, rounds: int = 21, calibrate: bool = True) -> DeviceProfile:
+    """A profile of this machine from micro-benchmarks (takes about a minute), its efficiency factors
+    then fitted to end-to-end timings of reference models (host_reference) unless `calibrate` is off."""
     import torch
 
     with pinned_threads(threads):
@@ -254,9 +255,14 @@ def measure_host(threads: int = DEFAULT_THREADS, rounds: int = 21) -> DeviceProf
             cold_stream_gbs=round(cold, 2))
         partial = _host_profile(measured, threads, gflops_by_rows, copy)
         block_us, forward_us, elem_ns = bench_framework(rounds, partial)
-    measured = measured.model_copy(update={"block_us": block_us, "forward_us": forward_us,
-                                           "elementwise_ns": elem_ns})
-    return _host_profile(measured, threads, gflops_by_rows, copy)
+        measured = measured.model_copy(update={"block_us": block_us, "forward_us": forward_us,
+                                               "elementwise_ns": elem_ns})
+        profile = _host_profile(measured, threads, gflops_by_rows, copy)
+        if calibrate:
+            from search.hw_profiles.host_reference import calibrate_on_references
+
+            profile = calibrate_on_references(profile, rounds)
+    return profile
 
 
 def _host_profile(measured: MeasuredTables, threads: int, gflops_by_rows: dict, copy: float) -> DeviceProfile:
