@@ -16,10 +16,10 @@ from search.hw_profiles.calibrate import Case, calibrated
 from search.hw_profiles.profile import DeviceProfile
 
 FACTORS = ("compute", "memory", "overhead")
-# (config, workloads): an encoder at two lengths, a decoder at two contexts and a prompt
+# (config, workloads): an encoder at three lengths (short ones are overhead, long ones compute), a decoder at two contexts and a prompt
 REFERENCES = (
     (dict(model_type="bert", hidden_size=384, num_attention_heads=12, intermediate_size=1280, num_hidden_layers=4,
-          vocab_size=1000, max_position_embeddings=512), ("encode:96", "encode:192")),
+          vocab_size=1000, max_position_embeddings=512), ("encode:24", "encode:96", "encode:192")),
     (dict(model_type="llama", hidden_size=640, intermediate_size=1792, num_hidden_layers=6, num_attention_heads=10,
           num_key_value_heads=2, vocab_size=16000, max_position_embeddings=1024, tie_word_embeddings=True),
      ("decode:64", "decode:256", "prefill:64")),
