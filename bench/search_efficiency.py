@@ -186,6 +186,8 @@ def main() -> int:
     for extra in args.merge:
         seen = {(r["arm"], r["seed"]) for r in runs}
         runs += [r for r in json.loads(extra.read_text()) if (r["arm"], r["seed"]) not in seen]
+    # a stored run counts only if it spent this invocation's budget of full evaluations
+    runs = [r for r in runs if r["full"] == args.full_evals]
     done = {(r["arm"], r["seed"]) for r in runs}
     for seed in args.seeds:  # interleaved: every arm of a seed before the next seed
         for arm in args.arms:

@@ -1,7 +1,8 @@
 """Seed trials: recipes every search starts from, so its front is never worse than a uniform recipe.
 
 The uncompressed model, uniform quantization at each bit width of the space,
-the structural axes alone (width, depth, 2:4 sparsity) at 8 bits, and, when
+the structural axes alone (width, depth, 2:4 sparsity) and together (a ladder down to
+the smallest model of the space) at 8 bits, and, when
 per-layer sensitivity is known, mixed precision that spends the low bit widths
 on the least sensitive groups. Seeds over budget cost nothing: stage 1
 rejects them without building a model.
@@ -25,6 +26,13 @@ def seed_params(space: RecipeSpace, sensitivity: dict[str, float] | None = None)
         seeds.append((f"{eight}-bit depth {depth:g}", space.params(bits=eight, depth=depth)))
     for width in sorted((w for w in s.width if w < 1), reverse=True):
         seeds.append((f"{eight}-bit mlp {width:g}", space.params(bits=eight, mlp=width)))
+    # the structural ladder: width, heads and depth shrunk together, step by step down to the
+    # smallest model of the space, which anchors the fast, low-quality end of the front
+    widths, depths = sorted(s.width, reverse=True), sorted(s.depth, reverse=True)
+    for step in range(1, max(len(widths), len(depths))):
+        w, d = widths[min(step, len(widths) - 1)], depths[min(step, len(depths) - 1)]
+        seeds.append((f"{eight}-bit mlp/heads {w:g} depth {d:g}",
+                      space.params(bits=eight, mlp=w, heads=w, depth=d)))
     if "2:4" in s.sparsity_patterns and 0.5 in s.sparsity:
         seeds.append((f"{eight}-bit 2:4", space.params(bits=eight, sparsity=sparsity_option(0.5, "2:4"))))
     if sensitivity and len(low_bits) > 1:
