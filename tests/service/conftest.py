@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -72,12 +73,7 @@ def celery_worker(tmp_path_factory):
             pytest.fail("the Celery worker did not start:\n" + (tmp / "worker.log").read_text()[-3000:])
         time.sleep(0.3)
     yield {"broker": REDIS_URL, "log": tmp / "worker.log"}
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    _stop(proc, log)
 
 
 def wait_for(client, job_id: str, until, timeout: float = 240.0) -> dict:
@@ -131,6 +127,11 @@ def served(celery_worker, tmp_path_factory):
                 pytest.fail("search-cli serve did not start:\n" + (tmp / "serve.log").read_text()[-3000:])
             time.sleep(0.3)
     yield url
+    _stop(proc, log)
+
+
+def _stop(proc: subprocess.Popen, log) -> None:
+    """Ask a served subprocess to stop, kill it if it will not, and close its log."""
     proc.terminate()
     try:
         proc.wait(timeout=20)
