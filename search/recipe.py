@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from search.errors import RecipeError
+from search.errors import DeviceFitError, RecipeError
 
 if TYPE_CHECKING:
     from search.space.graph import LayerInfo, ModelGraph
@@ -53,6 +53,32 @@ class LayerCompression(_Frozen):
         "magnitude", description="pruning score: |W| or Wanda's |W|*||x|| (needs calibration data)")
     rank: int | float | None = Field(
         None, description="low-rank factorisation: an integer rank, a fraction (0, 1) of full rank, or null")
+    format: str | None = Field(
+        None, description="a runtime tensor type (GGUF: Q8_0, Q6_K, Q5_K, Q5_1, Q5_0, Q4_K, Q4_1, Q4_0, Q3_K, "
+                          "Q2_K, F16, BF16): the weights use that block format exactly; bits, group_size and "
+                          "symmetric follow from it. null = devicefit's own group-wise format")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _format_sets_layout(cls, data: object) -> object:
+        """A named format fixes bits/group size/symmetry; explicit values must agree with it."""
+        if not isinstance(data, dict) or data.get("format") is None:
+            return data
+        from search.formats.ggml_types import ggml_type
+
+        try:
+            t = ggml_type(str(data["format"]))
+        except DeviceFitError as exc:
+            raise ValueError(str(exc)) from None
+        layout = {"bits": t.nominal_bits, "group_size": t.block_size if t.quantized else 128,
+                  "symmetric": t.symmetric}
+        for key, value in layout.items():
+            given = data.get(key)
+            if given is not None and key != "group_size" and given != value:
+                raise ValueError(f"format {t.name} means {key}={value}, not {given}; drop {key} or the format")
+            if key == "group_size" and t.quantized and given is not None and given != value:
+                raise ValueError(f"format {t.name} means group_size={value}, not {given}")
+        return {**data, **layout, "format": t.name}
 
     @field_validator("bits")
     @classmethod
@@ -137,6 +163,10 @@ class CompressionConfig(_Frozen):
     width: Width = Width()
     keep_blocks: tuple[int, ...] | None = Field(
         None, description="indices of transformer blocks kept (null = all)")
+    embedding: LayerCompression = Field(
+        default_factory=LayerCompression,
+        description="token embeddings (a tied output head follows them); only bits/group_size/format apply; "
+                    "the default keeps them at 16 bits")
 
     @field_validator("layers")
     @classmethod
@@ -243,7 +273,8 @@ class CompressionConfig(_Frozen):
         parts = []
         for key, s in self.layers.items():
             bits = f"{s.bits}b" + (f"/g{s.group_size}" if s.quantized and s.group_size else "")
-            bits += "s" if s.quantized and s.symmetric else ""
+            bits = s.format if s.format else bits
+            bits += "s" if s.quantized and s.symmetric and not s.format else ""
             bits += f" {s.sparsity:.0%} {s.sparsity_pattern.value}" if s.sparsity else ""
             bits += f" r{s.rank:g}" if s.rank is not None else ""
             label = "" if key == DEFAULT_KEY else f"{key.removeprefix(PATTERN_PREFIX)}="
@@ -255,6 +286,8 @@ class CompressionConfig(_Frozen):
             text += f" · heads×{self.width.heads:g}"
         if self.keep_blocks is not None:
             text += f" · {len(self.keep_blocks)} blocks"
+        if not self.embedding.is_identity:
+            text += f" · emb {self.embedding.format or f'{self.embedding.bits}b'}"
         return text
 
 
