@@ -1,0 +1,137 @@
+"""Choosing the scales of K-quant super-blocks (devicefit's own search, not llama.cpp's).
+
+A super-block of 256 weights is cut into sub-blocks (16 or 32 weights). Every sub-block
+gets a float scale (and, for the types with a minimum, an offset) from a small grid search
+with a least-squares refit; then the sub-scales are themselves quantized to small integers
+against one fp16 super-scale, exactly as the runtime will read them. The codes are chosen
+last, as the nearest codes under the *stored* scales, so what the search scores is the
+weight llama.cpp reconstructs.
+
+Symmetric types (Q3_K, Q6_K): w = d * sc * q, q in [qmin, qmax] with qmin = -(qmax + 1), sc a
+signed integer. The sub-scale's sign is free, so the weight of largest magnitude is mapped
+to the wider negative end qmin (one more level of range).
+Types with a minimum (Q2_K, Q4_K, Q5_K): w = d * sc * q - dmin * m, q in [0, qmax], sc and m
+unsigned, so the covered range always contains 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+QK_K = 256
+_SYM_GRID = np.linspace(0.80, 1.15, 15, dtype=np.float32)  # peak mapped to qmin * factor
+_ASYM_GRID = np.linspace(0.75, 1.10, 15, dtype=np.float32)  # step = range / qmax * factor
+
+
+@dataclass
+class Fit:
+    d: np.ndarray  # float32 [n, 1], fp16-representable (what the block stores)
+    sc: np.ndarray  # int32 [n, subs]
+    q: np.ndarray  # int32 [n, 256]: signed codes (symmetric) or unsigned codes
+    dmin: np.ndarray | None = None  # float32 [n, 1], types with a minimum
+    m: np.ndarray | None = None  # int32 [n, subs]
+
+
+def _fp16(v: np.ndarray) -> np.ndarray:
+    return v.astype(np.float16).astype(np.float32)
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b != 0, a / np.where(b != 0, b, 1), np.float32(0)).astype(np.float32)
+
+
+def _sym_codes(x: np.ndarray, s: np.ndarray, qmin: int, qmax: int) -> np.ndarray:
+    return np.clip(np.rint(_div(x, s)), qmin, qmax)
+
+
+def _sq_err(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return ((x - w) ** 2).sum(axis=-1)
+
+
+class _Best:
+    """Per sub-block argmin of the squared error over candidate settings."""
+
+    def __init__(self) -> None:
+        self.err: np.ndarray | None = None
+        self.values: dict[str, np.ndarray] = {}
+
+    def offer(self, err: np.ndarray, **values: np.ndarray) -> None:
+        if self.err is None:
+            self.err, self.values = err, values
+            return
+        better = err < self.err
+        self.err = np.where(better, err, self.err)
+        for key, v in values.items():
+            mask = better.reshape(better.shape + (1,) * (v.ndim - better.ndim))
+            self.values[key] = np.where(mask, v, self.values[key])
+
+
+def fit_symmetric(x: np.ndarray, sub: int, qmax: int, sc_max: int) -> Fit:
+    """x float32 [n, 256]; sub-scales are integers in [-(sc_max + 1), sc_max]."""
+    n = x.shape[0]
+    qmin, sc_min = -(qmax + 1), -(sc_max + 1)
+    xs = x.reshape(n, -1, sub)
+    peak = np.take_along_axis(xs, np.abs(xs).argmax(axis=-1, keepdims=True), axis=-1)
+    scale = _Best()
+    for factor in _SYM_GRID:
+        s = peak / np.float32(qmin * factor)
+        q = _sym_codes(xs, s, qmin, qmax)
+        refit = _div((xs * q).sum(-1, keepdims=True), (q * q).sum(-1, keepdims=True))  # least squares
+        for cand in (s, refit):
+            scale.offer(_sq_err(xs, cand * _sym_codes(xs, cand, qmin, qmax)), s=cand)
+    s = scale.values["s"][..., 0]
+    big = np.take_along_axis(s, np.abs(s).argmax(axis=1, keepdims=True), axis=1)
+    d = _fp16(big / np.float32(sc_min))
+    ratio = _div(s, d)
+    stored = _Best()
+    for sc in (np.floor(ratio), np.ceil(ratio)):  # the integer sub-scale whose reconstruction is closer
+        sc = np.clip(sc, sc_min, sc_max)
+        eff = (d * sc)[..., None]
+        q = _sym_codes(xs, eff, qmin, qmax)
+        stored.offer(_sq_err(xs, eff * q), sc=sc, q=q)
+    return Fit(d=d, sc=stored.values["sc"].astype(np.int32), q=stored.values["q"].reshape(n, -1).astype(np.int32))
+
+
+def _asym_codes(x: np.ndarray, a: np.ndarray, b: np.ndarray, qmax: int) -> np.ndarray:
+    return np.clip(np.rint(_div(x + b, a)), 0, qmax)
+
+
+def fit_with_min(x: np.ndarray, sub: int, qmax: int, int_max: int) -> Fit:
+    """x float32 [n, 256]; w = a q - b per sub-block, a = d sc, b = dmin m with sc, m in [0, int_max]."""
+    n = x.shape[0]
+    xs = x.reshape(n, -1, sub)
+    lo = np.minimum(xs.min(-1, keepdims=True), 0)
+    span = xs.max(-1, keepdims=True) - lo
+    count = np.float32(sub)
+    scale = _Best()
+    for factor in _ASYM_GRID:
+        a0 = span / np.float32(qmax) * factor
+        q = _asym_codes(xs, a0, -lo, qmax)
+        # least squares x ~ a q + c with c = -b <= 0 (the range must contain 0)
+        sq, sqq = q.sum(-1, keepdims=True), (q * q).sum(-1, keepdims=True)
+        sx, sxq = xs.sum(-1, keepdims=True), (xs * q).sum(-1, keepdims=True)
+        a = _div(count * sxq - sq * sx, count * sqq - sq * sq)
+        c = (sx - a * sq) / count
+        free = c > 0
+        a = np.where(free, _div(sxq, sqq), a)
+        c = np.where(free, 0, c)
+        a = np.where(a > 0, a, a0)
+        for ca, cb in ((a0, -lo), (a, -c)):
+            scale.offer(_sq_err(xs, ca * _asym_codes(xs, ca, cb, qmax) - cb), a=ca, b=cb)
+    a, b = scale.values["a"][..., 0], scale.values["b"][..., 0]
+    d = _fp16(a.max(axis=1, keepdims=True) / np.float32(int_max))
+    dmin = _fp16(b.max(axis=1, keepdims=True) / np.float32(int_max))
+    ra, rb = _div(a, d), _div(b, dmin)
+    stored = _Best()
+    for sc_raw in (np.floor(ra), np.ceil(ra)):  # the integer pair whose reconstruction is closest
+        for m_raw in (np.floor(rb), np.ceil(rb)):
+            sc, m = np.clip(sc_raw, 0, int_max), np.clip(m_raw, 0, int_max)
+            eff_a, eff_b = (d * sc)[..., None], (dmin * m)[..., None]
+            q = _asym_codes(xs, eff_a, eff_b, qmax)
+            stored.offer(_sq_err(xs, eff_a * q - eff_b), sc=sc, m=m, q=q)
+    v = stored.values
+    return Fit(d=d, sc=v["sc"].astype(np.int32), q=v["q"].reshape(n, -1).astype(np.int32), dmin=dmin,
+               m=v["m"].astype(np.int32))
