@@ -50,3 +50,35 @@ def tiny_llama():
     torch.manual_seed(0)
     model = build_from_config(tiny_config("llama"))
     return LoadedModel(ref="tiny-llama", model=model, tokenizer=ByteTokenizer(384), graph=graph_from_model(model))
+
+
+# ---- private services (tests/support/services.py): started here, never a system service -----------
+
+def started(server):
+    """server.start(), or a test failure saying what is missing (a required service never skips)."""
+    from tests.support.services import ServiceUnavailable
+
+    try:
+        return server.start()
+    except ServiceUnavailable as exc:
+        pytest.fail(f"cannot start a private {type(server).__name__}: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A private PostgreSQL cluster for the session; tests make their own schema or database in it."""
+    from tests.support.services import PostgresServer
+
+    server = started(PostgresServer())
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def session_redis(tmp_path_factory):
+    """A private redis-server for the session (tests that restart Redis start their own)."""
+    from tests.support.services import RedisServer
+
+    server = started(RedisServer(tmp_path_factory.mktemp("redis")))
+    yield server
+    server.stop()

@@ -5,6 +5,8 @@
 - ``ledger``      Redis bookkeeping that makes evaluations idempotent and crash-safe
 - ``run_once``    the worker side of that: run an evaluation at most once to completion
 - ``tasks``       the Celery tasks: evaluate one candidate, run a whole search
+- ``search_lease`` one live engine per search: a lease per running search, a registry of unfinished ones
+- ``watchdog``    in every search runner: re-sends a search whose runner died, to resume its study
 - ``executor``    CeleryExecutor: the engine's Executor protocol on top of Celery
 - ``worker_init`` per-process set-up after the fork (torch threads, model preloading)
 

@@ -255,15 +255,22 @@ class CeleryExecutor:
                         "(search-cli worker --device %s --broker %s)", queue, device, self.url)
 
     def _discover(self, timeout_s: float) -> int:
-        """Worker processes listening now, plus one queued task so no worker waits for the next submit."""
+        """Evaluation processes listening now, plus one queued task so no worker waits for the next submit.
+
+        Only workers that consume the general queue count: a search runner's threads evaluate nothing.
+        """
         try:
-            stats = self._app.control.inspect(timeout=timeout_s).stats() or {}
+            inspect = self._app.control.inspect(timeout=timeout_s)
+            queues = inspect.active_queues() or {}
+            stats = (inspect.stats() or {}) if queues else {}
         except _OUTAGE:
-            stats = {}
-        processes = sum(int(s.get("pool", {}).get("max-concurrency", 1)) for s in stats.values())
+            queues, stats = {}, {}
+        evaluators = {name for name, qs in queues.items() if any(q.get("name") == GENERAL for q in qs)}
+        processes = sum(int(s.get("pool", {}).get("max-concurrency", 1)) for name, s in stats.items()
+                        if name in evaluators)
         if not processes:
-            log.warning("no Celery worker answered on %s; evaluations wait in the queue until one starts "
-                        "(search-cli worker --broker %s)", self.url, self.url)
+            log.warning("no Celery worker serving %s answered on %s; evaluations wait in the queue until one "
+                        "starts (search-cli worker --broker %s)", GENERAL, self.url, self.url)
         return max(1, processes) + 1
 
 

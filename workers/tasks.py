@@ -1,14 +1,14 @@
 """Celery tasks: evaluate one candidate; run a whole search.
 
 Messages carry the EvalTask / SearchSpec as JSON (ids and recipes, never
-weights). search.evaluate_task is imported inside the task so the worker's
+weights). search.engine is imported inside the task so the worker's
 parent process never imports torch (see worker_init.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import threading
 from typing import Any
 
 from search.executor import EvalResult, EvalTask
@@ -18,6 +18,7 @@ from workers.run_once import run_once
 
 log = logging.getLogger(__name__)
 _ledgers: dict[str, Ledger] = {}
+_storage_lock = threading.Lock()
 
 
 def ledger_for(url: str) -> Ledger:
@@ -28,9 +29,9 @@ def ledger_for(url: str) -> Ledger:
 
 
 def _evaluate(task: EvalTask) -> EvalResult:
-    from search.evaluate_task import evaluate
+    from search.engine import evaluate_candidate
 
-    return evaluate(task)
+    return evaluate_candidate(task)
 
 
 # ignore_result: the outcome travels through the ledger (workers/ledger.py), not the result backend
@@ -44,35 +45,81 @@ def evaluate_candidate(self, task: dict[str, Any], scope: str | None = None,
                     notify=notify)
 
 
-@app.task(name="devicefit.run_search", bind=True)
+class SearchCancelled(Exception):
+    """The service revoked this search's task: the engine stops at its next finished trial."""
+
+
+class LeaseLost(Exception):
+    """Another runner took this search's lease (this one was cut off too long): this engine stops."""
+
+
+# track_started off: a dropped duplicate must not overwrite the stored state of the search it copies
+@app.task(name="devicefit.run_search", bind=True, track_started=False)
 def run_search_task(self, spec: dict[str, Any], max_in_flight: int | None = None) -> dict[str, Any]:
     """Run a whole search whose candidates are evaluated by other Celery workers.
 
-    A redelivered copy (its worker died) resumes the study when the spec names
-    it (study_name): the finished trials are kept, the lost ones re-run.
+    Exactly one copy runs at a time (workers/search_lease.py): a redelivered or re-sent copy is
+    dropped while the lease is held, and one that comes after its runner died resumes the study
+    (spec.study_name): the finished trials are kept, the lost ones re-run.
     """
+    from celery.exceptions import Ignore
+    from celery.worker import state as worker_state
+
     from search.engine import run_search
     from search.spec import parse_spec
     from workers.executor import CeleryExecutor
+    from workers.queues import SEARCHES
+    from workers.search_lease import LeaseHeld, SearchLease
 
     search_spec = parse_spec(spec)
+    task_id = self.request.id
+    queue = (self.request.delivery_info or {}).get("routing_key") or SEARCHES
+    lease = SearchLease(ledger_for(self.app.conf.broker_url).r, search_spec.study_name or f"task-{task_id}",
+                        self.request.hostname or "runner")
 
-    def progress(p: Any) -> None:  # engine.SearchProgress after every finished trial
-        self.update_state(state="PROGRESS", meta=dataclasses.asdict(p))
+    def progress(p: Any) -> None:  # search.progress.Progress after every finished trial
+        if task_id in worker_state.revoked:
+            raise SearchCancelled(f"search {lease.study} was cancelled")
+        if lease.lost.is_set():
+            raise LeaseLost(f"search {lease.study}: another runner holds its lease")
+        self.update_state(state="PROGRESS", meta=p.model_dump(mode="json"))
 
-    executor = CeleryExecutor(self.app.conf.broker_url, max_in_flight=max_in_flight)
     try:
-        result = run_search(search_spec, executor=executor, progress=progress, resume=_study_exists(search_spec))
-    finally:
-        executor.shutdown()
+        with lease.held(task_id, {"spec": spec, "max_in_flight": max_in_flight}, queue):
+            self.update_state(state="STARTED")
+            executor = CeleryExecutor(self.app.conf.broker_url, max_in_flight=max_in_flight)
+            try:
+                result = run_search(search_spec, executor=executor, progress=progress,
+                                    resume=_study_exists(search_spec))
+            finally:
+                executor.shutdown()
+    except LeaseHeld as exc:
+        log.warning("not running this copy of search %s: %s", lease.study, exc)
+        raise Ignore() from None
+    except LeaseLost as exc:
+        log.error("%s", exc)
+        raise Ignore() from None
+    except SearchCancelled:
+        lease.finish()
+        self.backend.mark_as_revoked(task_id, "cancelled", request=self.request)
+        raise Ignore() from None
+    except Exception:
+        lease.finish()  # a search that failed is over: the watchdog must not resume it
+        raise
+    lease.finish()
     return result.to_json()
 
 
 def _study_exists(spec: Any) -> bool:
-    if not spec.study_name:
-        return False
+    """Whether the spec's study is already in its storage (so this run resumes it).
+
+    Opening a storage creates its tables; searches starting at once on the runner's threads would
+    race to create them, so they open it one at a time.
+    """
     import optuna
 
     from search.study import make_storage, storage_url
 
-    return spec.study_name in optuna.get_all_study_names(make_storage(storage_url(spec)))
+    with _storage_lock:
+        storage = make_storage(storage_url(spec))
+    return bool(spec.study_name) and spec.study_name in optuna.get_all_study_names(storage)

@@ -5,7 +5,7 @@ parent that has run a torch forward pass carries initialised OpenMP/intra-op
 thread pools into the forked children, which then deadlock on their first
 forward pass. So the parent never touches torch; each child, in
 worker_process_init (i.e. after the fork), sets its thread count and loads
-the models named in DEVICEFIT_PRELOAD into evaluate_task's per-process cache.
+the models named in DEVICEFIT_PRELOAD into search.evaluation's per-process cache.
 
 Environment (set by ``search-cli worker``):
 - DEVICEFIT_TORCH_THREADS  intra-op threads per child (default: cores / concurrency)
@@ -20,7 +20,7 @@ import os
 import sys
 import warnings
 
-from celery.signals import celeryd_after_setup, worker_init, worker_process_init
+from celery.signals import celeryd_after_setup, worker_init, worker_process_init, worker_ready
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def _setup_child(**_: object) -> None:
     torch.set_num_threads(threads)
     refs = preload_refs()
     if refs:
-        from search.evaluate_task import loaded_model
+        from search.evaluation import loaded_model
 
         for ref in refs:
             try:
@@ -69,3 +69,14 @@ def _setup_child(**_: object) -> None:
             except Exception as exc:  # noqa: BLE001 - a bad preload must not crash-loop the pool
                 log.error("could not preload %s: %s", ref, exc)
     log.info("worker process %d ready: %d torch thread(s), preloaded %s", os.getpid(), threads, refs or "nothing")
+
+
+@worker_ready.connect
+def _start_watchdog(sender: object = None, **_: object) -> None:
+    """A search-runner worker watches for searches whose runner died (workers/watchdog.py)."""
+    if os.environ.get("DEVICEFIT_SEARCH_RUNNER") == "1" and sender is not None:
+        from workers.search_lease import lease_ttl_s
+        from workers.watchdog import Watchdog
+
+        Watchdog(sender.app).start()
+        log.info("search watchdog started (lease TTL %.0f s)", lease_ttl_s())

@@ -1,15 +1,13 @@
 """Fixtures for the worker tests: a private redis-server and real `search-cli worker` processes.
 
-Every test module gets its own redis-server on a free port (other helpers'
-tests share the one on 6379, and the restart test kills ours), started with no
-persistence, like the CI's.
+Every test module gets its own redis-server on a free port (tests/support/services.py; the restart
+test kills it), started with no persistence, like the CI's.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,57 +17,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.services import RedisServer
+
 ROOT = Path(__file__).resolve().parents[2]
 # short timings so crash recovery shows up in seconds, not the production minutes
-FAST_ENV = {"DEVICEFIT_HEARTBEAT_TTL": "3", "DEVICEFIT_VISIBILITY_TIMEOUT": "60"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """A redis-server subprocess that can be restarted (losing everything) on the same port."""
-
-    def __init__(self, workdir: Path):
-        self.dir, self.port, self.proc = workdir, free_port(), None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import redis
-
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        for _ in range(100):
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def restart(self, down_s: float = 1.0) -> None:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
+FAST_ENV = {"DEVICEFIT_HEARTBEAT_TTL": "3", "DEVICEFIT_VISIBILITY_TIMEOUT": "60", "DEVICEFIT_SEARCH_LEASE_TTL": "3"}
 
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (run ../shared/services.sh)")
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
+    """A private redis-server per module (the restart test kills it); a failure to start fails the tests."""
+    from tests.conftest import started
+
+    server = started(RedisServer(tmp_path_factory.mktemp("redis")))
     yield server
     server.stop()
 
@@ -89,13 +49,17 @@ class Worker:
     """One `search-cli worker` process (its own process group, so a SIGKILL takes its children too)."""
 
     def __init__(self, broker: str, name: str, logdir: Path, concurrency: int = 1, queues: str = "general",
-                 extra_env=None):
+                 extra_env=None, search_threads: int = 4):
         self.name = f"{name}@{socket.gethostname()}"
         self.log = logdir / f"{name}.log"
-        env = dict(os.environ, **FAST_ENV, **(extra_env or {}), PYTHONPATH=str(ROOT))
+        names = queues.split(",")
+        # `search-cli worker` runs one Celery process for evaluations and one for searches
+        self.processes = int("searches" in names) + int(any(q != "searches" for q in names))
+        env = {**os.environ, **FAST_ENV, **(extra_env or {}), "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "search.cli.main", "worker", "--broker", broker, "--queues", queues,
-             "--concurrency", str(concurrency), "--threads", "1", "--name", self.name, "--loglevel", "info"],
+             "--concurrency", str(concurrency), "--search-threads", str(search_threads), "--threads", "1",
+             "--name", self.name, "--loglevel", "info"],
             cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout_s: float = 90) -> None:
@@ -103,7 +67,7 @@ class Worker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker {self.name} exited:\n{self.log.read_text()[-3000:]}")
-            if " ready." in self.log.read_text():
+            if self.log.read_text().count(" ready.") >= self.processes:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"worker {self.name} not ready after {timeout_s} s:\n{self.log.read_text()[-3000:]}")

@@ -13,23 +13,31 @@ from search.errors import DeviceFitError
 from tests.workers.conftest import ROOT
 
 
-def worker_command(*argv: str) -> tuple[list[str], dict[str, str]]:
-    from search.cli.cmd_worker import celery_command
+def worker_commands(*argv: str) -> list[tuple[list[str], dict[str, str]]]:
+    from search.cli.cmd_worker import worker_commands as commands
 
-    args = build_parser().parse_args(["worker", *argv])
-    return celery_command(args)
+    return commands(build_parser().parse_args(["worker", *argv]))
+
+
+def worker_command(*argv: str) -> tuple[list[str], dict[str, str]]:
+    """The evaluation worker's command (the first one)."""
+    return worker_commands(*argv)[0]
 
 
 def option(argv: list[str], name: str) -> str:
     return argv[argv.index(name) + 1]
 
 
-def test_default_worker_takes_general_work_and_searches(monkeypatch):
+def test_default_worker_evaluates_in_processes_and_runs_searches_on_threads(monkeypatch):
     monkeypatch.delenv("DEVICEFIT_BROKER", raising=False)
-    argv, env = worker_command()
+    (argv, env), (runner, runner_env) = worker_commands("--name", "w@h")
     assert argv[1:6] == ["-m", "celery", "-A", "workers.celery_app", "worker"]
-    assert option(argv, "--queues") == "devicefit.general,devicefit.searches"
+    assert option(argv, "--queues") == "devicefit.general"
     assert option(argv, "--pool") == "prefork"
+    # searches never take an evaluation process: their own thread pool, their own node
+    assert option(runner, "--queues") == "devicefit.searches" and option(runner, "--pool") == "threads"
+    assert option(runner, "--concurrency") == "8" and option(runner, "--hostname") == "searches-w@h"
+    assert runner_env["DEVICEFIT_SEARCH_RUNNER"] == "1" and "DEVICEFIT_SEARCH_RUNNER" not in env
     assert env["DEVICEFIT_BROKER"] == "redis://127.0.0.1:6379/0"
     cores = int(option(argv, "--concurrency"))
     assert int(env["DEVICEFIT_TORCH_THREADS"]) == max(1, (__import__("os").cpu_count() or 1) // cores)
@@ -44,6 +52,9 @@ def test_device_worker_measures_alone_with_all_cores():
     argv, _ = worker_command("--device", "host", "--queues", "device,general", "--concurrency", "2", "--threads", "3")
     assert option(argv, "--queues") == "devicefit.device.host,devicefit.general"
     assert option(argv, "--concurrency") == "2"
+    [(argv, _)] = worker_commands("--queues", "searches", "--search-threads", "3", "--name", "r@h")
+    assert option(argv, "--pool") == "threads" and option(argv, "--concurrency") == "3"
+    assert option(argv, "--hostname") == "r@h"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -52,6 +63,7 @@ def test_device_worker_measures_alone_with_all_cores():
     (["--device", "my pi"], "device name"),
     (["--broker", "amqp://x"], "not a Redis URL"),
     (["--concurrency", "0"], "at least 1"),
+    (["--search-threads", "0"], "at least 1"),
     (["--preload", "demo:nothing"], "unknown demo model"),
 ])
 def test_bad_worker_options_are_one_line(argv, message):

@@ -164,38 +164,3 @@ def test_search_cli_with_broker(worker_pool, redis_server, tiny_llama_ref, tmp_p
     assert payload["study"] in log, "the workers should have evaluated this search's candidates"
 
 
-@pytest.mark.slow
-def test_search_runner_killed_mid_search_resumes_its_study(search_runner, redis_server, tiny_llama_ref, tmp_path):
-    """The service's path under a crash: the run_search task's process dies; the redelivered task resumes."""
-    import optuna
-
-    from workers.celery_app import make_app
-
-    runner = search_runner
-    spec = small_spec(tiny_llama_ref, tmp_path, calib_samples=128, seq_len=256).model_copy(
-        update={"study_name": "killed-runner"})
-    app = make_app(redis_server.url)
-    try:
-        pending = app.send_task("devicefit.run_search", kwargs={"spec": spec.model_dump(mode="json")},
-                                queue="devicefit.searches")
-        deadline = time.monotonic() + SEARCH_TIMEOUT_S
-        while time.monotonic() < deadline:  # at least one trial told, the search not over
-            try:
-                study = optuna.load_study(study_name="killed-runner", storage=spec.storage)
-                if any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
-                    break
-            except KeyError:
-                pass  # not created yet
-            time.sleep(0.2)
-        children = [int(p) for p in open(f"/proc/{runner.proc.pid}/task/{runner.proc.pid}/children").read().split()]
-        assert children and not pending.ready()
-        for pid in children:
-            os.kill(pid, signal.SIGKILL)
-        summary = pending.get(timeout=SEARCH_TIMEOUT_S)
-    finally:
-        app.close()
-    numbers, states = trial_states(spec, "killed-runner")
-    assert summary["trials"] == spec.trials
-    assert states.count("COMPLETE") == spec.trials  # the finished trials were kept, the lost ones replaced
-    assert len(set(numbers)) == len(numbers)
-    assert "killed-runner" in runner.log.read_text()
