@@ -1,0 +1,164 @@
+"""Per family: the llama.cpp architecture, GGUF tensor names and hyper-parameters of a (compressed) model.
+
+Tensor names come from the ``gguf`` package's own map (Hugging Face module name
+-> GGUF name). Hyper-parameters are read from the model's real modules, never
+from the original config: a width-pruned model has fewer heads and a narrower
+MLP, a depth-pruned one fewer blocks, and llama.cpp must build exactly that.
+
+One fact from llama.cpp's converter that is easy to miss: its LLAMA architecture
+rotates adjacent pairs of a head's dimensions (RoPE "normal" mode), while Hugging
+Face Llama rotates the first half against the second. The converter therefore
+reorders the rows of q and k inside each head; Qwen2 runs in llama.cpp's NEOX
+mode (halves, like Hugging Face) and needs no reordering. Reordering whole rows
+keeps quantized rows intact: a GGUF row is independent of every other row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from search.errors import ModelError
+from search.space.families import FAMILIES
+
+
+@dataclass(frozen=True)
+class GgufFamily:
+    family: str  # devicefit's family name
+    arch: str  # the member of gguf.MODEL_ARCH
+    pair_rotary_rows: bool  # q/k rows reordered from HF's half rotation to llama.cpp's pair rotation
+    causal: bool
+
+
+GGUF_FAMILIES: dict[str, GgufFamily] = {
+    "llama": GgufFamily("llama", "LLAMA", True, True),
+    "qwen2": GgufFamily("qwen2", "QWEN2", False, True),
+    "bert": GgufFamily("bert", "BERT", False, False),
+}
+
+
+def gguf_family(family: str) -> GgufFamily:
+    if family not in GGUF_FAMILIES:
+        raise ModelError(f"GGUF export supports the {', '.join(sorted(GGUF_FAMILIES))} families, not {family!r}")
+    return GGUF_FAMILIES[family]
+
+
+def arch_name(fam: GgufFamily) -> str:
+    """The architecture string llama.cpp reads from general.architecture (e.g. 'llama')."""
+    import gguf
+
+    return gguf.MODEL_ARCH_NAMES[getattr(gguf.MODEL_ARCH, fam.arch)]
+
+
+def tensor_name_map(fam: GgufFamily, n_blocks: int) -> Any:
+    import gguf
+
+    return gguf.get_tensor_name_map(getattr(gguf.MODEL_ARCH, fam.arch), n_blocks)
+
+
+def gguf_tensor_name(names: Any, hf_name: str) -> str:
+    """'model.layers.0.self_attn.q_proj.weight' -> 'blk.0.attn_q.weight' (ModelError when unknown)."""
+    for suffix in (".weight", ".bias"):
+        if hf_name.endswith(suffix):
+            base = names.get_name(hf_name[: -len(suffix)])
+            if base is not None:
+                return base + suffix
+    raise ModelError(f"tensor {hf_name!r} has no GGUF name in llama.cpp's map for this architecture")
+
+
+def pair_rotary_rows(rows: Any, n_heads: int) -> Any:
+    """Reorder rows (of q or k, any trailing shape) from HF half-rotation to llama.cpp pair-rotation order.
+
+    Within each head of d rows, row j of the first half and row j of the second half
+    become neighbours: [h0, h1, ..., h_{d/2-1}, g0, ...] -> [h0, g0, h1, g1, ...].
+    """
+    head_dim = rows.shape[0] // n_heads
+    if head_dim * n_heads != rows.shape[0] or head_dim % 2:
+        raise ModelError(f"{rows.shape[0]} rows do not split into {n_heads} heads of an even size")
+    rest = tuple(rows.shape[1:])
+    return rows.reshape(n_heads, 2, head_dim // 2, *rest).swapaxes(1, 2).reshape(rows.shape)
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """The hyper-parameters llama.cpp needs, measured on the model's modules."""
+
+    block_count: int
+    embedding_length: int
+    feed_forward_length: int
+    head_count: int
+    head_count_kv: int
+    head_dim: int
+    vocab_size: int
+    context_length: int
+
+
+def _out(module: Any) -> int:
+    return int(module.out_features)
+
+
+def blocks_of(model: Any, family: str) -> list[Any]:
+    prefix = FAMILIES[family].block_prefix.removesuffix(".{i}")
+    return list(model.get_submodule(prefix))
+
+
+def head_dim_of(config: Any) -> int:
+    explicit = getattr(config, "head_dim", None)
+    return int(explicit) if explicit else int(config.hidden_size) // int(config.num_attention_heads)
+
+
+def measure_shapes(model: Any, family: str) -> Shapes:
+    """Shapes of the model as it is (after width/heads/depth pruning): every block must agree."""
+    fam = FAMILIES[family]
+    blocks = blocks_of(model, family)
+    if not blocks:
+        raise ModelError("the model has no transformer blocks")
+    layers = fam.block_layers
+    mlp_role = "gate" if "gate" in layers else "fc1"
+    per_block = {(_out(b.get_submodule(layers["q"])), _out(b.get_submodule(layers["k"])),
+                  _out(b.get_submodule(layers[mlp_role]))) for b in blocks}
+    if len(per_block) != 1:
+        raise ModelError(f"blocks have different shapes {sorted(per_block)}; GGUF export needs uniform blocks")
+    q_rows, k_rows, ff = per_block.pop()
+    config = model.config
+    head_dim = head_dim_of(config)
+    embed = model.get_input_embeddings()
+    hidden = int(embed.embedding_dim if hasattr(embed, "embedding_dim") else embed.weight.shape[1])
+    vocab = int(embed.num_embeddings if hasattr(embed, "num_embeddings") else embed.weight.shape[0])
+    return Shapes(block_count=len(blocks), embedding_length=hidden, feed_forward_length=ff,
+                  head_count=q_rows // head_dim, head_count_kv=k_rows // head_dim, head_dim=head_dim,
+                  vocab_size=vocab, context_length=int(config.max_position_embeddings))
+
+
+def rope_theta(config: Any) -> float:
+    params = getattr(config, "rope_parameters", None) or {}
+    kind = params.get("rope_type", getattr(config, "rope_scaling", None) or "default")
+    if kind not in ("default", None):
+        raise ModelError(f"RoPE scaling {kind!r} is not exported to GGUF yet; only plain RoPE is")
+    return float(params.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
+
+
+def write_architecture(writer: Any, model: Any, fam: GgufFamily, shapes: Shapes) -> None:
+    """The llama.cpp hyper-parameters (general.architecture is set by the writer itself)."""
+    config = model.config
+    writer.add_block_count(shapes.block_count)
+    writer.add_context_length(shapes.context_length)
+    writer.add_embedding_length(shapes.embedding_length)
+    writer.add_feed_forward_length(shapes.feed_forward_length)
+    writer.add_head_count(shapes.head_count)
+    writer.add_head_count_kv(shapes.head_count_kv)
+    # explicit: after head pruning, hidden / heads is no longer the head size
+    writer.add_key_length(shapes.head_dim)
+    writer.add_value_length(shapes.head_dim)
+    writer.add_vocab_size(shapes.vocab_size)
+    if fam.causal:
+        writer.add_rope_dimension_count(shapes.head_dim)
+        writer.add_rope_freq_base(rope_theta(config))
+        writer.add_layer_norm_rms_eps(float(config.rms_norm_eps))
+    else:
+        import gguf
+
+        writer.add_layer_norm_eps(float(config.layer_norm_eps))
+        writer.add_causal_attention(False)
+        writer.add_token_type_count(int(getattr(config, "type_vocab_size", 1)))
+        writer.add_pooling_type(gguf.PoolingType.MEAN)  # sentence-transformers encoders pool by the mean
