@@ -132,6 +132,9 @@ def _model_class(model_type: str) -> Any:
 
     family = family_for(model_type)
     return {"llama": transformers.LlamaForCausalLM, "qwen2": transformers.Qwen2ForCausalLM,
+            "qwen3": transformers.Qwen3ForCausalLM, "mistral": transformers.MistralForCausalLM,
+            "phi3": transformers.Phi3ForCausalLM, "gemma2": transformers.Gemma2ForCausalLM,
+            "gemma3": transformers.Gemma3ForCausalLM,  # a Gemma3TextConfig (model_type gemma3_text)
             "gpt2": transformers.GPT2LMHeadModel, "bert": transformers.BertModel}[family.name]
 
 

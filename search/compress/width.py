@@ -1,9 +1,11 @@
 """Width: structured pruning that physically slices MLP neurons and attention heads.
 
-Per block, the kept neurons are the rows of gate/up/fc1 and the columns of
+Per block, the kept neurons are the rows of gate/up/fc1 (Phi-3's fused
+gate_up: the same neurons in its gate half and its up half) and the columns of
 down/fc2; the kept heads are whole key/value groups (GQA stays intact): their
-rows of q/k/v (GPT-2's fused c_attn: the q, k and v parts) and their columns of
-o. Counts are exactly graph.kept_neurons / kept_heads / kept_kv_heads.
+rows of q/k/v (a fused qkv - GPT-2's c_attn, Phi-3's qkv_proj -: the same groups
+in its q, k and v parts) and their columns of o. Counts are exactly
+graph.kept_neurons / kept_heads / kept_kv_heads.
 
 Ranking: with calibration data, by the energy (sum of squares over calibration
 tokens) of each neuron's activation / each head's attention output, measured at
@@ -71,10 +73,10 @@ def _slice_heads(layers: dict[str, nn.Linear], graph: ModelGraph, kept_kv: int,
     if o_energy is not None:
         group_energy = o_energy.view(kv, -1).sum(dim=1)
     else:  # weight magnitude of each group's q/k/v rows and o columns
-        q_width = graph.num_heads * hd
+        q_width, kv_width = graph.num_heads * hd, kv * hd
         if "qkv" in layers:
             rows = _row_energy(layers["qkv"].weight)
-            q, k, v = rows[:q_width], rows[q_width:2 * q_width], rows[2 * q_width:]
+            q, k, v = rows[:q_width], rows[q_width:q_width + kv_width], rows[q_width + kv_width:]
         else:
             q, k, v = (_row_energy(layers[r].weight) for r in ("q", "k", "v"))
         o = _col_energy(layers["o"].weight)
@@ -87,9 +89,9 @@ def _apply_heads(layers: dict[str, nn.Linear], graph: ModelGraph, groups: torch.
     per_group = graph.num_heads // graph.num_kv_heads
     q_rows = _head_rows(groups, per_group, hd)
     kv_rows = _head_rows(groups, 1, hd)
-    if "qkv" in layers:
-        q_width = graph.num_heads * hd
-        _slice(layers["qkv"], rows=torch.cat([q_rows, q_width + kv_rows, 2 * q_width + kv_rows]))
+    if "qkv" in layers:  # fused: q rows, then k rows, then v rows
+        q_width, kv_width = graph.num_heads * hd, graph.num_kv_heads * hd
+        _slice(layers["qkv"], rows=torch.cat([q_rows, q_width + kv_rows, q_width + kv_width + kv_rows]))
     else:
         _slice(layers["q"], rows=q_rows)
         _slice(layers["k"], rows=kv_rows)
@@ -97,14 +99,21 @@ def _apply_heads(layers: dict[str, nn.Linear], graph: ModelGraph, groups: torch.
     _slice(layers["o"], cols=q_rows)
 
 
+def _neuron_row_energy(layers: dict[str, nn.Linear], role: str, neurons: int) -> torch.Tensor:
+    rows = _row_energy(layers[role].weight)
+    return rows[:neurons] + rows[neurons:] if role == "gate_up" else rows  # gate half + up half
+
+
 def _slice_mlp(layers: dict[str, nn.Linear], kept: int, energy: torch.Tensor | None) -> None:
     outs = [r for r in MLP_OUTPUT_ROLES if r in layers]
     down = next(r for r in MLP_INPUT_ROLES if r in layers)
+    neurons_total = layers[down].in_features
     if energy is None:
-        energy = _col_energy(layers[down].weight) + sum(_row_energy(layers[r].weight) for r in outs)
+        energy = _col_energy(layers[down].weight) + sum(_neuron_row_energy(layers, r, neurons_total) for r in outs)
     neurons = _top(energy, kept)
     for r in outs:
-        _slice(layers[r], rows=neurons)
+        rows = torch.cat([neurons, neurons_total + neurons]) if r == "gate_up" else neurons
+        _slice(layers[r], rows=rows)
     _slice(layers[down], cols=neurons)
 
 
@@ -120,14 +129,17 @@ def _update_attributes(model: nn.Module, graph: ModelGraph, kept_heads: int, kep
             if heads_changed and hasattr(module, "all_head_size"):  # BertSelfAttention
                 module.num_attention_heads = kept_heads
                 module.all_head_size = kept_heads * graph.head_dim
-            if mlp_changed and hasattr(module, "intermediate_size"):  # LlamaMLP / Qwen2MLP
+            if heads_changed and hasattr(module, "num_key_value_heads"):  # Phi3Attention splits qkv by this
+                module.num_key_value_heads = kept_kv
+            if mlp_changed and hasattr(module, "intermediate_size"):  # LlamaMLP / Qwen2MLP / GemmaMLP
                 module.intermediate_size = neurons
     if mlp_changed:
         config.intermediate_size = neurons
         if graph.family == "gpt2":
             config.n_inner = neurons
-    if heads_changed and graph.family in ("llama", "qwen2"):
-        # head_dim is explicit in these configs, so the head counts can follow the slicing
+    if heads_changed and hasattr(config, "num_key_value_heads"):
+        # Llama-like configs: head_dim made explicit, so the head counts can follow the slicing
+        # (Phi-3 also reads config.num_attention_heads to split its fused qkv)
         config.head_dim = graph.head_dim
         config.num_attention_heads = kept_heads
         config.num_key_value_heads = kept_kv

@@ -35,7 +35,7 @@ class LayerInfo(BaseModel):
 
     name: str
     block: int | None  # transformer block index; None for layers outside the blocks (lm_head)
-    role: str  # q, k, v, qkv, o, gate, up, down, fc1, fc2, lm_head
+    role: str  # q, k, v, qkv, o, gate, up, gate_up, down, fc1, fc2, lm_head
     in_features: int
     out_features: int
     bias: bool
@@ -72,6 +72,11 @@ class ModelGraph(BaseModel):
     max_positions: int
     layers: tuple[LayerInfo, ...]
     others: tuple[OtherParam, ...]
+    # attention that sees only the last `sliding_window` keys, in these blocks (Gemma, Mistral, Phi-3)
+    sliding_window: int | None = None
+    sliding_blocks: tuple[int, ...] = ()
+    attn_softcap: float | None = None  # tanh soft-capping of attention scores (Gemma 2)
+    final_softcap: float | None = None  # tanh soft-capping of the output logits (Gemma 2)
 
     @property
     def fam(self) -> Family:
@@ -90,6 +95,25 @@ class ModelGraph(BaseModel):
     def blocks_of(self, keep_blocks: tuple[int, ...] | None) -> list[int]:
         return list(range(self.num_blocks)) if keep_blocks is None else list(keep_blocks)
 
+    # ---- attention at a context ----------------------------------------------
+    def attention_span(self, block: int, context: int) -> int:
+        """Keys one query attends to (and the KV cache holds) in a block at this context."""
+        if self.sliding_window is not None and block in self.sliding_blocks:
+            return min(context, self.sliding_window)
+        return context
+
+    def causal_pairs(self, block: int, tokens: int) -> float:
+        """(query, key) pairs of causal attention over `tokens` tokens: T^2/2, or W*T - W^2/2 beyond a window W."""
+        span = self.attention_span(block, tokens)
+        return 0.5 * tokens * tokens if span == tokens else span * tokens - 0.5 * span * span
+
+    @property
+    def extra_norm_width(self) -> int:
+        """Elements per token that a block normalises beyond its two pre-norms (sandwich norms, q/k norms)."""
+        fam = self.fam
+        qk = (self.num_heads + self.num_kv_heads) * self.head_dim if fam.qk_norm else 0
+        return len(fam.extra_block_norms) * self.hidden_size + qk
+
     # ---- width pruning: the shapes that remain -----------------------------
     def kept_kv_heads(self, heads_fraction: float) -> int:
         return max(1, int(round(heads_fraction * self.num_kv_heads)))
@@ -105,12 +129,12 @@ class ModelGraph(BaseModel):
         """(in_features, out_features) of a layer after width pruning."""
         in_f, out_f = layer.in_features, layer.out_features
         if layer.role in HEAD_OUTPUT_ROLES and width.heads < 1:
-            per_head = self.kept_kv_heads(width.heads) if layer.role in ("k", "v") else self.kept_heads(width.heads)
-            out_f = per_head * self.head_dim * (3 if layer.role == "qkv" else 1)
+            heads, kv = self.kept_heads(width.heads), self.kept_kv_heads(width.heads)
+            out_f = self.head_dim * {"q": heads, "k": kv, "v": kv, "qkv": heads + 2 * kv}[layer.role]
         if layer.role in HEAD_INPUT_ROLES and width.heads < 1:
             in_f = self.kept_heads(width.heads) * self.head_dim
         if layer.role in MLP_OUTPUT_ROLES and width.mlp < 1:
-            out_f = self.kept_neurons(width.mlp)
+            out_f = self.kept_neurons(width.mlp) * (2 if layer.role == "gate_up" else 1)
         if layer.role in MLP_INPUT_ROLES and width.mlp < 1:
             in_f = self.kept_neurons(width.mlp)
         return in_f, out_f
@@ -146,31 +170,83 @@ def graph_from_config(config: dict[str, Any] | str | Path) -> ModelGraph:
         raise ModelError(f"config of model_type {config.get('model_type')!r} lacks field {exc}") from None
 
 
+# transformers' defaults for fields a config.json may leave out, where they are not derived from others
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gemma2": {"head_dim": 256, "num_key_value_heads": 4, "sliding_window": 4096,
+               "final_logit_softcapping": 30.0, "attn_logit_softcapping": 50.0},
+    "gemma3": {"head_dim": 256, "num_key_value_heads": 4, "sliding_window": 4096},
+    "qwen3": {"head_dim": 128, "sliding_window": 4096},
+    "qwen2": {"sliding_window": 4096},
+    "mistral": {"num_key_value_heads": 8, "sliding_window": 4096},
+}
+
+
+def _field(cfg: dict[str, Any], fam: Family, name: str) -> Any:
+    """A config field as transformers reads it: an explicit value (null included), else the family default."""
+    return cfg[name] if name in cfg else _DEFAULTS.get(fam.name, {}).get(name)
+
+
+def _sliding(cfg: dict[str, Any], fam: Family, n: int) -> tuple[int | None, tuple[int, ...]]:
+    """The sliding window and the blocks that use it, by each family's rule in transformers."""
+    if fam.name == "llama":
+        return None, ()
+    window = _field(cfg, fam, "sliding_window")
+    if fam.name in ("qwen2", "qwen3") and not cfg.get("use_sliding_window", False):
+        window = None
+    if window is None:
+        return None, ()
+    types = cfg.get("layer_types")
+    if fam.name in ("mistral", "phi3"):  # one window for every block
+        blocks = range(n)
+    elif types:
+        blocks = [i for i, t in enumerate(types) if t == "sliding_attention"]
+    elif fam.name in ("qwen2", "qwen3"):
+        blocks = range(_get(cfg, "max_window_layers", default=28), n)
+    else:  # Gemma: every block but each pattern-th is local (Gemma 2: every other one)
+        pattern = 2 if fam.name == "gemma2" else _get(cfg, "sliding_window_pattern", default=6)
+        blocks = [i for i in range(n) if (i + 1) % pattern]
+    return int(window), tuple(blocks)
+
+
 def _llama_like(cfg: dict[str, Any], fam: Family) -> ModelGraph:
+    """Llama and its relatives: Qwen2/3, Mistral, Gemma 2/3 (separate projections) and Phi-3 (fused ones)."""
     h, n = cfg["hidden_size"], cfg["num_hidden_layers"]
     heads = cfg["num_attention_heads"]
-    kv = _get(cfg, "num_key_value_heads", default=heads)
-    hd = _get(cfg, "head_dim", default=h // heads)
+    kv = _get(cfg, "num_key_value_heads", default=_field(cfg, fam, "num_key_value_heads") or heads)
+    hd = _get(cfg, "head_dim", default=_field(cfg, fam, "head_dim") or h // heads)
     inter, vocab = cfg["intermediate_size"], cfg["vocab_size"]
-    qkv_bias = fam.name == "qwen2" or bool(cfg.get("attention_bias", False))
-    o_bias = bool(cfg.get("attention_bias", False)) and fam.name != "qwen2"
-    mlp_bias = bool(cfg.get("mlp_bias", False))
-    tied = bool(cfg.get("tie_word_embeddings", False))
-    shapes = {"q": (h, heads * hd, qkv_bias), "k": (h, kv * hd, qkv_bias), "v": (h, kv * hd, qkv_bias),
-              "o": (heads * hd, h, o_bias), "gate": (h, inter, mlp_bias), "up": (h, inter, mlp_bias),
-              "down": (inter, h, mlp_bias)}
+    attention_bias = bool(cfg.get("attention_bias", False)) and fam.name not in ("mistral", "phi3")
+    qkv_bias = fam.name == "qwen2" or attention_bias
+    o_bias = attention_bias and fam.name != "qwen2"
+    mlp_bias = bool(cfg.get("mlp_bias", False)) and fam.name == "llama"
+    tied = bool(cfg.get("tie_word_embeddings", fam.tied_by_default))
+    if fam.name == "phi3":
+        shapes = {"qkv": (h, (heads + 2 * kv) * hd, False), "o": (heads * hd, h, False),
+                  "gate_up": (h, 2 * inter, False), "down": (inter, h, False)}
+    else:
+        shapes = {"q": (h, heads * hd, qkv_bias), "k": (h, kv * hd, qkv_bias), "v": (h, kv * hd, qkv_bias),
+                  "o": (heads * hd, h, o_bias), "gate": (h, inter, mlp_bias), "up": (h, inter, mlp_bias),
+                  "down": (inter, h, mlp_bias)}
     layers = _block_layers(fam, n, shapes)
     layers.append(LayerInfo(name="lm_head", block=None, role="lm_head", in_features=h, out_features=vocab,
                             bias=False, tied=tied))
     others = [OtherParam(name="model.embed_tokens.weight", numel=vocab * h)]
     for i in range(n):
-        for norm in ("input_layernorm", "post_attention_layernorm"):
+        for norm in ("input_layernorm", "post_attention_layernorm", *fam.extra_block_norms):
             others.append(OtherParam(name=f"model.layers.{i}.{norm}.weight", numel=h, block=i))
+        if fam.qk_norm:
+            others += [OtherParam(name=f"model.layers.{i}.self_attn.{norm}.weight", numel=hd, block=i)
+                       for norm in ("q_norm", "k_norm")]
     others.append(OtherParam(name="model.norm.weight", numel=h))
+    window, sliding_blocks = _sliding(cfg, fam, n)
+    softcaps = ({"attn_softcap": _field(cfg, fam, "attn_logit_softcapping"),
+                 "final_softcap": _field(cfg, fam, "final_logit_softcapping")}
+                if fam.name.startswith("gemma") else {})
     return ModelGraph(family=fam.name, model_type=cfg["model_type"], is_causal=True, num_blocks=n, hidden_size=h,
                       num_heads=heads, num_kv_heads=kv, head_dim=hd, intermediate_size=inter, vocab_size=vocab,
                       max_positions=_get(cfg, "max_position_embeddings", default=2048),
-                      layers=tuple(layers), others=tuple(others))
+                      layers=tuple(layers), others=tuple(others), sliding_window=window,
+                      sliding_blocks=sliding_blocks, **softcaps)
 
 
 def _gpt2(cfg: dict[str, Any], fam: Family) -> ModelGraph:
@@ -225,7 +301,8 @@ def _block_layers(fam: Family, n: int, shapes: dict[str, tuple[int, int, bool]])
     return layers
 
 
-_BUILDERS = {"llama": _llama_like, "qwen2": _llama_like, "gpt2": _gpt2, "bert": _bert}
+_BUILDERS = {**dict.fromkeys(("llama", "qwen2", "qwen3", "mistral", "phi3", "gemma2", "gemma3"), _llama_like),
+             "gpt2": _gpt2, "bert": _bert}
 
 
 # ---- from a loaded model ---------------------------------------------------

@@ -5,9 +5,9 @@ from search.compress import apply
 from search.recipe import CompressionConfig as C
 from search.space.graph import graph_from_config
 from tests.compress.helpers import outputs, tiny_model, token_batch
-from tests.conftest import tiny_config
-
-FAMILIES = ["llama", "qwen2", "gpt2", "bert"]
+from tests.families.configs import ALL_FAMILIES as FAMILIES
+from tests.families.configs import any_config as tiny_config
+from tests.families.configs import family_model
 
 
 def _layer_shapes(model):
@@ -17,7 +17,7 @@ def _layer_shapes(model):
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("mlp,heads", [(0.5, 0.5), (0.3, 1.0), (1.0, 0.25)])
 def test_removes_exactly_the_requested_neurons_and_heads(family, mlp, heads):
-    model = tiny_model(family)
+    model = family_model(family)
     graph = graph_from_config(tiny_config(family))
     recipe = C.uniform(width=mlp, heads=heads)
     sliced = apply(model, recipe, calibration=token_batch(4, 16))
@@ -56,6 +56,9 @@ def _zero_some_channels(model, family):
                 w[neurons] = 0
                 if module.bias is not None:
                     module.bias[neurons] = 0
+            elif role == "gate_up":  # fused: the gate half, then the up half
+                w[neurons] = 0
+                w[graph.intermediate_size + neurons] = 0
             elif role in ("down", "fc2"):
                 w[:, neurons] = 0
             elif role in ("q", "k", "v"):
@@ -63,11 +66,12 @@ def _zero_some_channels(model, family):
                 w[rows] = 0
                 if module.bias is not None:
                     module.bias[rows] = 0
-            elif role == "qkv":
-                width = graph.num_heads * hd
-                for part in range(3):
-                    w[part * width + q_rows] = 0
-                    module.bias[part * width + q_rows] = 0
+            elif role == "qkv":  # fused: q rows, then k rows, then v rows
+                q_width, kv_width = graph.num_heads * hd, graph.num_kv_heads * hd
+                for rows in (q_rows, q_width + kv_rows, q_width + kv_width + kv_rows):
+                    w[rows] = 0
+                    if module.bias is not None:
+                        module.bias[rows] = 0
             elif role == "o":
                 w[:, q_rows] = 0
 
@@ -75,7 +79,7 @@ def _zero_some_channels(model, family):
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("calibrated", [False, True])
 def test_zero_weight_channels_prune_to_identical_outputs(family, calibrated):
-    model = tiny_model(family)
+    model = family_model(family)
     _zero_some_channels(model, family)
     graph = graph_from_config(tiny_config(family))
     mlp = 1 - 5 / graph.intermediate_size  # removes exactly the 5 zeroed neurons

@@ -7,12 +7,15 @@ from search.models import build_from_config
 from search.recipe import Width
 from search.space.graph import graph_from_config, graph_from_model
 from tests.conftest import tiny_config
+from tests.families.configs import ALL_FAMILIES, any_config
 
 
-def test_graph_from_config_matches_the_built_model(family_config):
+@pytest.mark.parametrize("model_type", ALL_FAMILIES)
+def test_graph_from_config_matches_the_built_model(model_type):
     """Every parameter of the real model is either a listed layer or a listed 'other' param."""
-    model = build_from_config(family_config)
-    from_cfg = graph_from_config(family_config)
+    config = any_config(model_type)
+    model = build_from_config(config)
+    from_cfg = graph_from_config(config)
     assert graph_from_model(model) == from_cfg
     params = dict(model.named_parameters())
     listed = {o.name: o.numel for o in from_cfg.others}
@@ -48,7 +51,11 @@ def test_width_slicing_keeps_whole_kv_groups():
 def test_unsupported_architecture_names_the_supported_ones(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"model_type": "mamba", "hidden_size": 8}))
-    with pytest.raises(ModelError, match="unsupported architecture 'mamba'.*bert, gpt2, llama, qwen2"):
+    with pytest.raises(ModelError, match="unsupported architecture 'mamba'.*bert, gemma2, gemma3_text, gpt2, llama, "
+                                         "mistral, phi3, qwen2, qwen3$"):
+        graph_from_config(path)
+    path.write_text(json.dumps({"model_type": "gemma3", "text_config": {}}))  # multimodal Gemma 3
+    with pytest.raises(ModelError, match="unsupported architecture 'gemma3'.*give the text model's config"):
         graph_from_config(path)
     with pytest.raises(ModelError, match="does not exist"):
         graph_from_config(tmp_path / "nope.json")
