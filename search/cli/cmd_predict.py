@@ -1,5 +1,8 @@
 """``search-cli predict``: predicted latency, tokens/s and memory of a recipe on a device (no weights needed).
 
+The recipe is a file, uniform shortcuts, or ``--format NAME``: a llama.cpp / MLC file type as that runtime
+stores it (search.formats.filetypes), output head and embeddings included.
+
 With ``--measure`` the compressed model is built and timed on this machine instead.
 """
 
@@ -52,7 +55,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict()))
         return 0
     print(f"device    {profile.name} v{profile.version}: {profile.description}")
-    print(f"model     {args.model} ({graph.family}, {graph.num_blocks} blocks)   recipe {recipe.summary()}")
+    label = recipe.summary()
+    if args.format:
+        from search.formats.filetypes import canonical_filetype, runtime_of
+
+        label = f"{canonical_filetype(args.format)} ({runtime_of(args.format)} file type: {label})"
+    print(f"model     {args.model} ({graph.family}, {graph.num_blocks} blocks)   recipe {label}")
     print(f"workload  {workload}")
     line = f"latency   {format_ms(report.total_ms)}"
     if report.tokens_per_s is not None:

@@ -18,6 +18,10 @@ def _rank(text: str) -> int | float:
 def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("recipe (a file, or one setting for every layer)")
     g.add_argument("--recipe", metavar="FILE", help="recipe JSON (a CompressionConfig)")
+    g.add_argument("--format", metavar="NAME",
+                   help="a runtime file type: llama.cpp's F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_0, Q5_1, Q4_K_M, "
+                        "Q4_K_S, Q4_0, Q4_1, Q3_K_M, Q3_K_S, Q2_K or MLC's q4f16_1 (q4f16), q4f32_1, q3f16_1, "
+                        "q0f16: its per-tensor mixture, embeddings and output head included")
     g.add_argument("--bits", type=int, help="weight bits: 16, 8, 6, 5, 4, 3 or 2")
     g.add_argument("--group-size", type=int, default=None, help="quantization group size (default 128)")
     g.add_argument("--symmetric", action="store_true", help="symmetric quantization")
@@ -32,6 +36,8 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
 
 def recipe_from_args(args: argparse.Namespace, graph: ModelGraph) -> CompressionConfig:
     shortcuts = [args.bits, args.sparsity, args.rank, args.width, args.heads, args.depth]
+    if getattr(args, "format", None):
+        return _filetype_recipe(args, graph)
     if args.recipe:
         if any(v is not None for v in shortcuts):
             raise RecipeError("give either --recipe FILE or the uniform options (--bits, --sparsity, ...), not both")
@@ -50,4 +56,19 @@ def recipe_from_args(args: argparse.Namespace, graph: ModelGraph) -> Compression
             rank=args.rank, width=1.0 if args.width is None else args.width,
             heads=1.0 if args.heads is None else args.heads, keep_blocks=keep)
     recipe.resolve(graph)  # fail early, naming the layer or pattern that does not fit
+    return recipe
+
+
+def _filetype_recipe(args: argparse.Namespace, graph: ModelGraph) -> CompressionConfig:
+    """--format NAME: the runtime's mixture for this model; --width/--heads/--depth may shrink it."""
+    from search.formats.filetypes import recipe_for_filetype
+
+    if args.recipe or any(v is not None for v in (args.bits, args.sparsity, args.rank, args.group_size)):
+        raise RecipeError("--format names the whole weight format: drop --recipe/--bits/--group-size/"
+                          "--sparsity/--rank (--width, --heads and --depth may go with it)")
+    recipe = recipe_for_filetype(graph, args.format)
+    keep = evenly_spaced_blocks(graph.num_blocks, args.depth) if args.depth is not None else None
+    width = {"mlp": 1.0 if args.width is None else args.width, "heads": 1.0 if args.heads is None else args.heads}
+    recipe = parse_recipe({**recipe.model_dump(mode="json"), "width": width, "keep_blocks": keep})
+    recipe.resolve(graph)
     return recipe

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search.errors import DeviceError, SpecError
+from search.errors import DeviceError, RecipeError, SpecError
 from search.hw_profiles.latency import predict_latency
 from search.hw_profiles.profile import DATA_DIR, DeviceProfile, Efficiency
 from search.recipe import ALLOWED_BITS, CompressionConfig
@@ -36,11 +36,6 @@ FACTORS = ("compute", "memory", "overhead", "dequant")
 # (lower, upper) bounds of each factor: efficiencies never exceed 1 (never faster than the roofline)
 BOUNDS = {"compute": (0.01, 1.0), "memory": (0.01, 1.0), "overhead": (0.02, 50.0), "dequant": (0.05, 20.0)}
 PRIOR_WEIGHT = 1e-3
-# llama.cpp / MLC formats as devicefit recipes: (bits, group size, symmetric)
-RUNTIME_FORMATS = {"Q4_0": (4, 32, True), "Q4_1": (4, 32, False), "Q5_0": (5, 32, True), "Q8_0": (8, 32, True),
-                   "Q4_K_M": (4, 32, False), "Q5_K_M": (5, 32, False), "Q6_K": (6, 16, True),
-                   "q4f16": (4, 64, True), "q4f16_1": (4, 32, True), "q3f16": (3, 32, True),
-                   "F16": (16, None, False), "BF16": (16, None, False), "q0f16": (16, None, False)}
 
 
 @dataclass(frozen=True)
@@ -75,7 +70,7 @@ def read_measurements(path: str | Path, device: str | None = None) -> list[Case]
 
 def row_case(row: dict[str, str], label: str) -> Case:
     graph = runtime_graph(row["model"].strip())
-    recipe = recipe_for_format(row.get("quant", ""), row.get("bpw", ""))
+    recipe = recipe_for_format(graph, row.get("quant", ""), row.get("bpw", ""))
     workload, measured_ms = _metric(row["metric"].strip(), row["value"], label)
     return Case(label=f"{label} {row.get('device', '')} {row['model']} {row.get('quant', '')} {row['metric']}",
                 graph=graph, recipe=recipe, workload=workload, measured_ms=measured_ms)
@@ -101,35 +96,35 @@ def _metric(metric: str, value: str, label: str) -> tuple[Workload, float]:
                         "encode:128 (value in ms)") from None
 
 
-def recipe_for_format(quant: str, bpw: str) -> CompressionConfig:
-    """The recipe storing weights like a runtime format (named, else derived from bits per weight)."""
+def recipe_for_format(graph: ModelGraph, quant: str, bpw: str) -> CompressionConfig:
+    """The recipe storing the model like a runtime file type (its per-tensor mixture, embeddings and output
+    included); a name that is not a known file type falls back to one group-wise format of `bpw` bits."""
+    from search.formats.filetypes import canonical_filetype, recipe_for_filetype
+
     quant = (quant or "").strip()
-    if quant in RUNTIME_FORMATS:
-        bits, group, sym = RUNTIME_FORMATS[quant]
-    else:
-        try:
-            b = float(bpw)
-        except ValueError:
-            raise SpecError(f"unknown weight format {quant!r} and no bits per weight (bpw) given") from None
-        bits = max([x for x in ALLOWED_BITS if x <= b] or [2])
-        extra = b - bits
-        group = None if bits == 16 or extra < 0.01 else 2 ** max(4, round(math.log2(16 / extra)))
-        sym = True
-    return CompressionConfig.uniform(bits=bits, group_size=group, symmetric=sym)
+    try:
+        return recipe_for_filetype(graph, canonical_filetype(quant))
+    except RecipeError:
+        pass  # not a file type devicefit knows: use the bits per weight the row gives
+    try:
+        b = float(bpw)
+    except ValueError:
+        raise SpecError(f"unknown weight format {quant!r} and no bits per weight (bpw) given") from None
+    bits = max([x for x in ALLOWED_BITS if x <= b] or [2])
+    extra = b - bits
+    group = None if bits == 16 or extra < 0.01 else 2 ** max(4, round(math.log2(16 / extra)))
+    return CompressionConfig.uniform(bits=bits, group_size=group, symmetric=True)
 
 
 @lru_cache(maxsize=64)
 def runtime_graph(model: str) -> ModelGraph:
-    """Graph of a model as llama.cpp / MLC run it: the output matrix is quantized even when tied."""
+    """Graph of a model named in data/architectures.json, or of any model reference."""
     archs = json.loads((DATA_DIR / "architectures.json").read_text())
     if model in archs:
-        graph = graph_from_config(archs[model])
-    else:
-        from search.models import load_graph
+        return graph_from_config(archs[model])
+    from search.models import load_graph
 
-        graph = load_graph(model)
-    layers = tuple(layer.model_copy(update={"tied": False}) if layer.tied else layer for layer in graph.layers)
-    return graph.model_copy(update={"layers": layers})
+    return load_graph(model)
 
 
 # ---- fitting --------------------------------------------------------------------

@@ -7,7 +7,9 @@ KV-cache traffic in decode), the elementwise glue of each block (norms,
 activations, residuals) and a per-forward overhead. Shapes are those left after
 width pruning, depth pruning and low-rank factorisation; weight bytes come from
 the exact storage formula of ``search.memory.layer_weight_bytes``, with the bits
-the device's runtime really stores.
+the device's runtime really stores; a layer with a runtime ``format`` (a GGUF type)
+stores exactly that type's blocks. A tied output head is the token embedding
+matrix, so it is stored and read as the recipe's ``embedding`` entry says.
 
 Because every efficiency factor is at most 1, no op is predicted faster than
 max(flops / peak, bytes / bandwidth).
@@ -80,7 +82,7 @@ def predict_latency(graph: ModelGraph, recipe: CompressionConfig, workload: Work
     weight_bytes = 0
     for layer in recipe.kept_layers(graph):
         in_f, out_f = graph.sliced_shape(layer, recipe.width)
-        op, stored = model.linear(layer, in_f, out_f, settings[layer.name])
+        op, stored = model.linear(layer, in_f, out_f, _layer_setting(layer, recipe, settings))
         ops.append(op)
         weight_bytes += 0 if layer.tied else stored  # a tied head is the embedding, counted in others
     blocks = graph.blocks_of(recipe.keep_blocks)
@@ -90,7 +92,7 @@ def predict_latency(graph: ModelGraph, recipe: CompressionConfig, workload: Work
     ops.append(model.forward_overhead())
     total = sum(op.time_ms for op in ops)
     kv_bytes = model.kv_cache_bytes(recipe, len(blocks))
-    other_bytes = sum(p.numel for p in graph.others if p.block is None or p.block in set(blocks)) * 2
+    other_bytes = _other_bytes(graph, recipe, blocks)
     per_token = {"encode": None, "prefill": workload.tokens * workload.batch,
                  "decode": workload.batch}[workload.kind]
     return LatencyReport(
@@ -165,7 +167,7 @@ class _Costs:
 
         storage = self._storage_setting(setting)
         plans = layer_plans(in_f, out_f, bias, storage).values()
-        stored = sum(plan.nbytes for plan in plans)
+        stored = sum(_plan_bytes(plan, storage) for plan in plans)
         # weights the kernels multiply: stored rows (channel pruning drops rows) of every factor
         weights = sum(plan.rows * plan.in_features for plan in plans)
         flops = 2.0 * rows * weights / self._sparse_speedup(storage)
@@ -230,6 +232,9 @@ class _Costs:
     @staticmethod
     def _storage_setting_of(profile: DeviceProfile, setting: LayerCompression) -> LayerCompression:
         bits = profile.storage_bits(setting.bits)
+        if setting.format is not None and bits != setting.bits:
+            # the runtime has no such format: it runs the next wider one of its own (host: bf16), symmetric
+            setting = setting.model_copy(update={"format": None, "symmetric": True})
         sparse_kept = setting.sparsity > 0 and setting.sparsity_pattern.value in profile.sparsity
         if bits == setting.bits and (sparse_kept or setting.sparsity == 0):
             return setting
@@ -260,9 +265,42 @@ def _stored_weight_bytes(graph: ModelGraph, recipe: CompressionConfig, settings:
     total = 0.0
     for layer in recipe.kept_layers(graph):
         in_f, out_f = graph.sliced_shape(layer, recipe.width)
-        storage = _Costs._storage_setting_of(profile, settings[layer.name])
-        total += sum(plan.nbytes for plan in layer_plans(in_f, out_f, layer.bias, storage).values())
+        storage = _Costs._storage_setting_of(profile, _layer_setting(layer, recipe, settings))
+        total += sum(_plan_bytes(plan, storage) for plan in layer_plans(in_f, out_f, layer.bias, storage).values())
     return total
+
+
+def _layer_setting(layer: LayerInfo, recipe: CompressionConfig, settings: dict) -> LayerCompression:
+    """A tied head multiplies by the embedding matrix: it runs in the embedding's storage."""
+    return recipe.embedding if layer.tied else settings[layer.name]
+
+
+def _plan_bytes(plan, setting: LayerCompression) -> int:
+    """Stored bytes of one storage plan; a GGUF format stores its blocks, and its bias in F32 (1-D tensors)."""
+    if setting.format is None:
+        return plan.nbytes
+    from search.formats.matrix_bytes import gguf_rows_bytes
+
+    return gguf_rows_bytes(plan.rows, plan.in_features, setting.format) + (4 * plan.out_features if plan.bias else 0)
+
+
+def _other_bytes(graph: ModelGraph, recipe: CompressionConfig, blocks: list[int]) -> int:
+    """Parameters outside the linear layers: the token embeddings as the recipe stores them, the rest 16-bit."""
+    from search.formats.matrix_bytes import matrix_bytes
+
+    kept = set(blocks)
+    params = [p for p in graph.others if p.block is None or p.block in kept]
+    embedding = _embedding_param(graph)
+    total = sum(2 * p.numel for p in params if p is not embedding)
+    if embedding is not None:
+        total += matrix_bytes(graph.vocab_size, graph.hidden_size, recipe.embedding)
+    return total
+
+
+def _embedding_param(graph: ModelGraph):
+    """The token embedding table among the graph's other parameters (vocab x hidden, outside the blocks)."""
+    size = graph.vocab_size * graph.hidden_size
+    return next((p for p in graph.others if p.block is None and p.numel == size), None)
 
 
 def elementwise_elements(graph: ModelGraph, rows: int, mlp_fraction: float) -> int:

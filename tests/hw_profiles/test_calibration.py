@@ -17,7 +17,6 @@ from search.hw_profiles.calibrate import (
 )
 from search.hw_profiles.latency import predict_latency
 from search.hw_profiles.profile import DATA_DIR
-from search.memory import memory_report
 
 CALIBRATION = DATA_DIR / "calibration.csv"
 
@@ -37,23 +36,38 @@ def test_every_published_measurement_within_15_percent(row):
     assert abs(err) <= 0.15, f"{row['device']} {row['metric']}: predicted {err:+.1%} off the published value"
 
 
-@pytest.mark.parametrize("quant,bpw", [("Q4_0", 4.5), ("Q8_0", 8.5), ("q4f16", 4.25)])
-def test_runtime_formats_store_their_bits_per_weight(quant, bpw):
+@pytest.mark.parametrize("quant", ["Q4_0", "Q4_K_M", "Q8_0", "q4f16", "q4f16_1", "F16"])
+def test_named_file_types_use_their_exact_mixture(quant):
+    """A row's quant column is a file type: the recipe is that runtime's mixture, whatever bpw the row says."""
+    from search.formats.filetypes import recipe_for_filetype
     from search.space.graph import graph_from_config
 
     graph = graph_from_config({"model_type": "llama", "hidden_size": 256, "intermediate_size": 512,
                                "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 256})
-    recipe = recipe_for_format(quant, "")
-    report = memory_report(graph, recipe)
-    params = sum(layer.params for layer in graph.layers)
-    assert sum(report.layers.values()) * 8 / params == pytest.approx(bpw, rel=1e-6)
+    assert recipe_for_format(graph, quant, "3.1") == recipe_for_filetype(graph, quant)
+
+
+def test_shipped_rows_name_exact_file_types_and_their_computed_bpw():
+    """calibration.csv: every quant is a known file type and its bpw column is the mixture's mean bits per weight
+    on that model (all 2-D weights, embeddings and output included), not a hand-written estimate."""
+    from search.formats.filetypes import FILETYPES, bits_per_weight
+    from search.hw_profiles.calibrate import runtime_graph
+
+    for row in _rows():
+        assert row["quant"] in FILETYPES, row
+        assert float(row["bpw"]) == pytest.approx(bits_per_weight(runtime_graph(row["model"]), row["quant"]),
+                                                  abs=0.005), row
 
 
 def test_unknown_format_falls_back_to_bits_per_weight():
-    r = recipe_for_format("IQ3_XS", "3.3")
+    from search.space.graph import graph_from_config
+
+    graph = graph_from_config({"model_type": "llama", "hidden_size": 256, "intermediate_size": 512,
+                               "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 256})
+    r = recipe_for_format(graph, "IQ3_XS", "3.3")
     assert r.layers["_default"].bits == 3
     with pytest.raises(SpecError, match="bpw"):
-        recipe_for_format("weird", "")
+        recipe_for_format(graph, "weird", "")
 
 
 def test_fit_recovers_known_factors(tmp_path: Path):
