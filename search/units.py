@@ -4,6 +4,7 @@ A bare number is refused: whether "200" means ms or s is exactly the mistake a
 budget must not silently make.
 """
 
+import math
 import re
 
 from search.errors import SpecError
@@ -36,6 +37,8 @@ def parse_duration_ms(text: object, what: str = "duration") -> float:
         raise SpecError(f"{what} {text!r}: unknown time unit {unit!r}; use us, ms, s, m or h")
     if value <= 0:
         raise SpecError(f"{what} {text!r} must be positive")
+    if not math.isfinite(value * factor):
+        raise SpecError(f"{what} {text!r} is not a finite duration")
     return value * factor
 
 
@@ -47,6 +50,8 @@ def parse_bytes(text: object, what: str = "size") -> int:
         raise SpecError(f"{what} {text!r}: unknown size unit {unit!r}; use B, KB, MB, GB, KiB, MiB or GiB")
     if value <= 0:
         raise SpecError(f"{what} {text!r} must be positive")
+    if not math.isfinite(value * factor):
+        raise SpecError(f"{what} {text!r} is not a finite size")
     return int(round(value * factor))
 
 
