@@ -12,7 +12,13 @@ Storage rules:
 - scales are float16, one per group; zero points uint8, one per group (asymmetric only);
 - unstructured / 2:4 sparsity keeps a bitmask (1 bit per weight) plus the packed
   kept values when that is smaller than storing every value (zeros included);
-- channel sparsity stores only the kept output rows plus a 1-bit-per-row mask.
+- channel sparsity stores only the kept output rows plus a 1-bit-per-row mask;
+- a layer whose recipe entry names a GGUF format (Q4_K, Q8_0, F16, ...) stores its rows as that
+  type's blocks (row_bytes per output row, search.formats.ggml_types) plus a bf16 bias; BF16 is a
+  plain bf16 layer. Such a layer has no sparsity or low rank (llama.cpp has neither) and needs
+  in_features to be a multiple of the type's block size (format_problem);
+- the token embedding table follows recipe.embedding the same way (a GGUF format, b-bit groups, or
+  bf16); a tied output head shares it and is counted once.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from search.errors import RecipeError
+from search.formats.ggml_types import ggml_type
 from search.recipe import LayerCompression, SparsityPattern
 
 if TYPE_CHECKING:
     from search.recipe import CompressionConfig
-    from search.space.graph import ModelGraph
+    from search.space.graph import ModelGraph, OtherParam
 
 DTYPE_BYTES = {"uint8": 1, "float16": 2, "bfloat16": 2}
 
@@ -67,7 +75,8 @@ class StoragePlan:
     """How one (non-factorised) linear layer is stored.
 
     fmt: "plain" (an ordinary bf16 nn.Linear), "dense" (every value of the stored
-    rows), "bitmask" (element mask + kept values) or "rows" (kept rows + row mask).
+    rows), "bitmask" (element mask + kept values), "rows" (kept rows + row mask) or
+    "gguf" (GGUF blocks of type ggml_type, one row of blocks per output row).
     """
 
     in_features: int
@@ -79,6 +88,7 @@ class StoragePlan:
     fmt: str
     rows: int  # stored output rows
     values: int  # stored values (codes or bf16 numbers)
+    ggml_type: str | None = None  # fmt "gguf": the GGML type name
 
     @property
     def quantized(self) -> bool:
@@ -92,6 +102,8 @@ class StoragePlan:
         specs: list[TensorSpec] = []
         if self.fmt == "plain":
             specs.append(TensorSpec("weight", (self.out_features, self.in_features), "bfloat16"))
+        elif self.fmt == "gguf":
+            specs.append(TensorSpec("blocks", (self.rows, gguf_row_bytes(self.in_features, self.ggml_type)), "uint8"))
         elif self.quantized:
             specs.append(TensorSpec("qweight", (packed_bytes(self.values, self.bits),), "uint8"))
             specs.append(TensorSpec("scales", (self.rows, self.groups), "float16"))
@@ -122,10 +134,41 @@ def _value_bytes(n: int, bits: int) -> int:
     return packed_bytes(n, bits) if bits < 16 else 2 * n
 
 
+def gguf_row_bytes(in_features: int, fmt: str) -> int:
+    """Bytes of one row in a GGUF format (whole blocks; a partial last block, which format_problem
+    refuses before anything is built, is counted as a whole one so cost models never fail)."""
+    t = ggml_type(fmt)
+    return -(-in_features // t.block_size) * t.type_size
+
+
+def format_problem(in_features: int, setting: LayerCompression) -> str | None:
+    """Why a layer with `setting` cannot be stored in its GGUF format (None: it can, or no format)."""
+    if setting.format is None:
+        return None
+    if setting.sparsity > 0 or setting.rank is not None:
+        return (f"format {setting.format} stores a dense weight: drop sparsity and rank "
+                "(llama.cpp has neither sparse nor factorised layers)")
+    block = ggml_type(setting.format).block_size
+    if in_features % block:
+        return f"{in_features} input features are not a multiple of {block}, which {setting.format} needs"
+    return None
+
+
+def check_format(name: str, in_features: int, setting: LayerCompression) -> None:
+    problem = format_problem(in_features, setting)
+    if problem is not None:
+        raise RecipeError(f"layer {name!r}: {problem}")
+
+
 def plan_storage(in_features: int, out_features: int, bias: bool, setting: LayerCompression) -> StoragePlan:
     """Storage of one linear layer (low-rank is handled by layer_plans)."""
     common = dict(in_features=in_features, out_features=out_features, bias=bias, bits=setting.bits,
                   group_size=setting.group_size, symmetric=setting.symmetric)
+    if setting.format is not None:  # sparsity / rank with a format are refused by format_problem
+        dense = out_features * in_features
+        if setting.format == "BF16":
+            return StoragePlan(**common, fmt="plain", rows=out_features, values=dense)
+        return StoragePlan(**common, fmt="gguf", rows=out_features, values=dense, ggml_type=setting.format)
     dense_values = out_features * in_features
     removed_rows = pruned_rows(out_features, setting)
     if removed_rows:
@@ -165,17 +208,49 @@ class MemoryReport:
 
 
 def memory_report(graph: ModelGraph, recipe: CompressionConfig) -> MemoryReport:
-    """Exact bytes of the model that apply(model, recipe) builds; a tied lm_head is counted once (as the embedding)."""
+    """Exact bytes of the model that apply(model, recipe) builds; a tied lm_head is counted once (as the embedding).
+
+    Raises RecipeError for a recipe apply() refuses: a GGUF format on a layer it cannot store.
+    """
     resolved = recipe.resolve(graph)
     layers: dict[str, int] = {}
     for layer in recipe.kept_layers(graph):
         if layer.tied:
             continue
         in_f, out_f = graph.sliced_shape(layer, recipe.width)
+        check_format(layer.name, in_f, resolved[layer.name])
         layers[layer.name] = layer_weight_bytes(in_f, out_f, layer.bias, resolved[layer.name])
     keep = None if recipe.keep_blocks is None else set(recipe.keep_blocks)
-    other = sum(2 * p.numel for p in graph.others if p.block is None or keep is None or p.block in keep)
+    embedding = token_embedding(graph)
+    other = 0
+    for p in graph.others:
+        if p.block is None or keep is None or p.block in keep:
+            other += embedding_bytes(graph, recipe.embedding) if p is embedding else 2 * p.numel
     return MemoryReport(total_bytes=sum(layers.values()) + other, layers=layers, other_bytes=other)
+
+
+def token_embedding(graph: ModelGraph) -> OtherParam | None:
+    """The token embedding table among the graph's other parameters (vocab x hidden, outside the blocks)."""
+    size = graph.vocab_size * graph.hidden_size
+    return next((p for p in graph.others if p.block is None and p.numel == size), None)
+
+
+def embedding_setting(graph: ModelGraph, setting: LayerCompression) -> LayerCompression | None:
+    """The storage of the token embedding table as a [vocab, hidden] matrix (None: plain bf16), checked."""
+    if setting.sparsity > 0 or setting.rank is not None:
+        raise RecipeError("the token embedding can be quantized (bits, group_size, format), not pruned or factorised")
+    if setting.format in (None, "BF16") and not setting.quantized:
+        return None
+    check_format("token embedding", graph.hidden_size, setting)
+    return setting
+
+
+def embedding_bytes(graph: ModelGraph, setting: LayerCompression) -> int:
+    """Bytes of the token embedding table stored per `setting` (rows of hidden_size weights, one per token)."""
+    storage = embedding_setting(graph, setting)
+    if storage is None:
+        return 2 * graph.vocab_size * graph.hidden_size
+    return plan_storage(graph.hidden_size, graph.vocab_size, False, storage).nbytes
 
 
 def model_bytes(model: Any) -> int:

@@ -2,7 +2,9 @@
 
 Order (docs/recipes.md): GPT-2 Conv1D -> Linear layout, then depth (drop blocks)
 -> width (slice neurons / heads) -> per layer: low-rank -> sparsity ->
-quantization + packed storage. Everything runs on a float32 deep copy; the result
+quantization + packed storage (a GGUF format: GgufLinear) -> the token embedding
+table per recipe.embedding (a tied output head then shares the compressed table).
+Everything runs on a float32 deep copy; the result
 is cast to bfloat16 (packed buffers keep their own dtypes). With
 structure_only=True no data is computed: the modules get the shapes and types
 the recipe implies (the first neurons/heads are kept) so a saved state_dict can
@@ -18,10 +20,11 @@ from torch import nn
 
 from search.compress.activations import input_sq_norms
 from search.compress.depth import renamed_for_depth
+from search.compress.embedding_transform import compress_embedding
 from search.compress.layer import WorkLayer
-from search.compress.modules import LowRankLinear, PackedLinear, conv1d_to_linear, plain_linear
+from search.compress.modules import LowRankLinear, PackedLinear, conv1d_to_linear, module_from_plan, plain_linear
 from search.compress.registry import transform
-from search.memory import StoragePlan, layer_plans
+from search.memory import check_format, layer_plans
 from search.recipe import CompressionConfig, LayerCompression
 from search.space.graph import ModelGraph, graph_from_model
 
@@ -32,6 +35,8 @@ def apply(model: nn.Module, recipe: CompressionConfig, calibration: torch.Tensor
     """A new compressed model (the input is left untouched); calibration: LongTensor [n, seq] of token ids."""
     graph = graph or graph_from_model(model)
     resolved = recipe.resolve(graph)  # validates the recipe against the model first
+    for layer in recipe.kept_layers(graph):
+        check_format(layer.name, graph.sliced_shape(layer, recipe.width)[0], resolved[layer.name])
     new = copy.deepcopy(model).eval()
     _to_linear_layout(new, graph)
     transform("depth")(new, graph, recipe)
@@ -39,13 +44,14 @@ def apply(model: nn.Module, recipe: CompressionConfig, calibration: torch.Tensor
     targets: dict[str, LayerCompression] = {}
     for layer in recipe.kept_layers(graph):
         setting = resolved[layer.name]
-        if not layer.tied and not setting.is_identity:
+        if not layer.tied and (not setting.is_identity or setting.format not in (None, "BF16")):
             targets[renamed_for_depth(layer.name, graph, recipe.keep_blocks)] = setting
     if structure_only:
         for name, setting in targets.items():
             new.set_submodule(name, _empty_module(new.get_submodule(name), setting))
     else:
         _compress_layers(new, targets, calibration)
+    compress_embedding(new, graph, recipe, dtype=dtype, structure_only=structure_only)
     cast_storage(new, dtype)
     return new
 
@@ -92,15 +98,8 @@ def _attach_input_norms(model: nn.Module, parts: dict[str, list[WorkLayer]], cal
 def _empty_module(module: nn.Module, setting: LayerCompression) -> nn.Module:
     """The compressed module's shapes and types for `setting`, without computing any data."""
     plans = layer_plans(module.in_features, module.out_features, module.bias is not None, setting)
-    built = [_from_plan(plan) for plan in plans.values()]
+    built = [module_from_plan(plan) for plan in plans.values()]
     return built[0] if len(built) == 1 else LowRankLinear(*built)
-
-
-def _from_plan(plan: StoragePlan) -> nn.Module:
-    if plan.fmt == "plain":
-        bias = torch.empty(plan.out_features, dtype=torch.bfloat16) if plan.bias else None
-        return plain_linear(torch.empty(plan.out_features, plan.in_features, dtype=torch.bfloat16), bias)
-    return PackedLinear.build(plan)
 
 
 def cast_storage(model: nn.Module, dtype: torch.dtype) -> None:
@@ -108,7 +107,7 @@ def cast_storage(model: nn.Module, dtype: torch.dtype) -> None:
     (rotary inv_freq, position ids) keep theirs."""
     for module in model.modules():
         if isinstance(module, PackedLinear):
-            continue
+            continue  # GgufLinear needs no exception: its blocks are uint8 and its bias becomes `dtype`
         for param in module.parameters(recurse=False):
             if param.is_floating_point() and param.dtype != dtype:
                 param.data = param.data.to(dtype)

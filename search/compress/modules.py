@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from search.compress.gguf_linear import GgufLinear
 from search.compress.packing import unpack_bits, unpack_mask
 from search.compress.quantize import dequantize_groups, zero_codes
 from search.memory import StoragePlan
@@ -31,6 +32,7 @@ class PackedLinear(nn.Module):
         self.fmt, self.rows, self.values_count = plan.fmt, plan.rows, plan.values
         self.cache_dequantized = True
         self._cache: torch.Tensor | None = None
+        self._float_cache: torch.Tensor | None = None  # float32 weight, for embedding lookups
         for spec in plan.tensors():
             t = tensors[spec.name] if tensors is not None else torch.empty(spec.shape, dtype=_DTYPES[spec.dtype])
             self.register_buffer(spec.name, t)
@@ -71,6 +73,15 @@ class PackedLinear(nn.Module):
     def weight(self) -> torch.Tensor:
         return self.dense_weight(torch.bfloat16)
 
+    def float_weight(self) -> torch.Tensor:
+        """The float32 dense weight (cached): what an embedding lookup through this table reads."""
+        w = self._float_cache
+        if w is None:
+            w = self.dense_weight(torch.float32)
+            if self.cache_dequantized:
+                self._float_cache = w
+        return w
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self._cache
         if w is None or w.dtype != x.dtype or w.device != x.device:
@@ -87,11 +98,11 @@ class PackedLinear(nn.Module):
         if scales is not None and self._buffers["scales"].dtype != torch.float16:
             # model.to(bfloat16) must not re-encode the float16 scales: only follow the device move
             self._buffers["scales"] = scales.to(self._buffers["scales"].device)
-        self._cache = None
+        self._cache = self._float_cache = None
         return self
 
     def _load_from_state_dict(self, *args, **kwargs):
-        self._cache = None
+        self._cache = self._float_cache = None
         super()._load_from_state_dict(*args, **kwargs)
 
     def extra_repr(self) -> str:
@@ -148,3 +159,13 @@ def plain_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
 def conv1d_to_linear(module: nn.Module) -> nn.Linear:
     """GPT-2's Conv1D stores its weight [in, out]; the same map as an nn.Linear ([out, in])."""
     return plain_linear(module.weight.detach().t().contiguous(), module.bias)
+
+
+def module_from_plan(plan: StoragePlan) -> nn.Module:
+    """The module a storage plan describes, with uninitialised tensors (to load a saved state into)."""
+    if plan.fmt == "gguf":
+        return GgufLinear(plan.ggml_type, plan.in_features, plan.out_features, bias=plan.bias)
+    if plan.fmt == "plain":
+        bias = torch.empty(plan.out_features, dtype=torch.bfloat16) if plan.bias else None
+        return plain_linear(torch.empty(plan.out_features, plan.in_features, dtype=torch.bfloat16), bias)
+    return PackedLinear.build(plan)

@@ -1,8 +1,10 @@
 """The last layer transform: quantize (or keep at 16 bits) and store in the packed format.
 
-The format (plain / dense / bitmask / rows) is the storage decision of
+The format (plain / dense / bitmask / rows / gguf) is the storage decision of
 search.memory.plan_storage; the tensors themselves are produced here from the
-layer's data (codes packed, masks packed), so the memory test is a real check.
+layer's data (codes packed, masks packed, GGUF blocks encoded), so the memory test
+is a real check. A setting that names a GGUF format gives a GgufLinear holding that
+format's bytes (BF16: a plain bf16 layer, which is the same thing).
 """
 
 from __future__ import annotations
@@ -10,18 +12,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from search.compress.gguf_linear import GgufLinear
 from search.compress.layer import WorkLayer
 from search.compress.modules import PackedLinear, plain_linear
 from search.compress.packing import pack_bits, pack_mask
 from search.compress.quantize import quantize_groups
 from search.compress.registry import layer_transform
-from search.memory import plan_storage
+from search.errors import RecipeError
+from search.memory import format_problem, plan_storage
 from search.recipe import LayerCompression
 
 
 @layer_transform("quantize")
 def store(layer: WorkLayer, setting: LayerCompression) -> nn.Module:
     """nn.Linear (bf16) when nothing applies, else a QuantizedLinear / SparseLinear with real packed buffers."""
+    if setting.format is not None:
+        return store_in_format(layer, setting)
     factor_setting = setting.model_copy(update={"rank": None})
     plan = plan_storage(layer.in_features, layer.out_features, layer.bias is not None, factor_setting)
     bias = layer.bias.to(torch.bfloat16) if layer.bias is not None else None
@@ -47,3 +53,16 @@ def store(layer: WorkLayer, setting: LayerCompression) -> nn.Module:
     if bias is not None:
         tensors["bias"] = bias
     return PackedLinear.build(plan, tensors)
+
+
+def store_in_format(layer: WorkLayer, setting: LayerCompression, name: str = "layer") -> nn.Module:
+    """The layer in its GGUF format: GgufLinear with the encoded blocks (BF16: a plain bf16 nn.Linear)."""
+    problem = format_problem(layer.in_features, setting)
+    if problem is None and (layer.keep is not None or layer.keep_rows is not None):
+        problem = f"format {setting.format} stores a dense weight: it cannot keep a sparsity mask"
+    if problem is not None:
+        raise RecipeError(f"layer {name!r}: {problem}")
+    if setting.format == "BF16":
+        bias = layer.bias.to(torch.bfloat16) if layer.bias is not None else None
+        return plain_linear(layer.weight.to(torch.bfloat16), bias)
+    return GgufLinear.from_weight(layer.weight, layer.bias, setting.format, name)

@@ -73,3 +73,72 @@ def test_model_bytes_counts_shared_storage_once():
 def test_memory_and_package_import_do_not_import_torch():
     code = "import sys, search.memory, search.compress; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---- GGUF formats (llama.cpp's tensor types) --------------------------------------------------
+# Row lengths must be multiples of the block (32; 256 for K-quants), so the models are sized for it.
+_SIZES = {"llama": ("hidden_size", "intermediate_size", "num_hidden_layers"),
+          "qwen2": ("hidden_size", "intermediate_size", "num_hidden_layers"),
+          "bert": ("hidden_size", "intermediate_size", "num_hidden_layers"),
+          "gpt2": ("n_embd", "n_inner", "n_layer")}
+
+
+def format_sized(family: str, hidden: int = 64, inter: int = 192, layers: int = 3) -> dict:
+    h, i, n = _SIZES[family]
+    return {h: hidden, i: inter, n: layers}
+
+
+FORMAT_RECIPES = {
+    "Q4_0, Q8_0 v/c_proj, embedding Q5_1": (format_sized, parse_recipe({
+        "layers": {"_default": {"format": "Q4_0"}, "re:(v_proj|value|c_proj)$": {"format": "Q8_0"}},
+        "embedding": {"format": "Q5_1"}})),
+    "Q4_1 width + depth": (format_sized, parse_recipe({
+        "layers": {"_default": {"format": "Q4_1"}}, "width": {"mlp": 0.5, "heads": 0.5}, "keep_blocks": [0, 2]})),
+    "formats beside devicefit groups, 4-bit grouped embedding": (format_sized, parse_recipe({
+        "layers": {"_default": {"bits": 4, "group_size": 32}, "re:mlp|intermediate|output\\.dense": {"format": "Q5_0"}},
+        "embedding": {"bits": 4, "group_size": 32}})),
+    "F16 and BF16, embedding F16": (format_sized, parse_recipe({
+        "layers": {"_default": {"format": "F16"}, "re:(q_proj|query|c_attn)$": {"format": "BF16"}},
+        "embedding": {"format": "F16"}})),
+    "K-quants, embedding Q2_K": (lambda f: format_sized(f, 256, 256, 1), parse_recipe({
+        "layers": {"_default": {"format": "Q4_K"}, "re:(down_proj|output\\.dense|mlp\\.c_proj)$": {"format": "Q6_K"},
+                   "re:(k_proj|key|c_attn)$": {"format": "Q3_K"}, "re:(v_proj|value|attn\\.c_proj)$": {"format": "Q5_K"}},
+        "embedding": {"format": "Q2_K"}})),
+}
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gpt2", "bert"])
+@pytest.mark.parametrize("name", list(FORMAT_RECIPES))
+def test_memory_of_format_recipes_equals_built_model_bytes(family, name):
+    sized, recipe = FORMAT_RECIPES[name]
+    overrides = sized(family)
+    report = memory_report(graph_from_config(tiny_config(family, **overrides)), recipe)
+    compressed = apply(tiny_model(family, **overrides), recipe)
+    assert report.total_bytes == model_bytes(compressed)
+
+
+def test_format_bytes_formulas():
+    # Q4_K on 256 -> 8 with bias: one 144-byte super-block per row + bf16 bias
+    assert layer_weight_bytes(256, 8, True, LayerCompression(format="Q4_K")) == 8 * 144 + 8 * 2
+    assert layer_weight_bytes(64, 3, False, LayerCompression(format="Q8_0")) == 3 * 2 * 34
+    assert layer_weight_bytes(64, 3, False, LayerCompression(format="F16")) == 3 * 64 * 2
+    graph = graph_from_config(tiny_config("qwen2"))  # tied: the head is the embedding, counted once
+    plain = memory_report(graph, C.uniform()).total_bytes
+    q8 = memory_report(graph, parse_recipe({"embedding": {"format": "Q8_0"}})).total_bytes
+    assert plain - q8 == 384 * 64 * 2 - 384 * 2 * 34
+
+
+@pytest.mark.parametrize(("recipe", "message"), [
+    ({"layers": {"_default": {"format": "Q4_0"}}}, r"'model.layers.0.mlp.down_proj'.*176 input features.*multiple of 32"),
+    ({"layers": {"_default": {"format": "Q8_0", "rank": 8}}}, "drop sparsity and rank"),
+    ({"layers": {"_default": {"format": "Q8_0", "sparsity": 0.5, "sparsity_pattern": "2:4"}}}, "drop sparsity"),
+    ({"embedding": {"format": "Q4_K"}}, "token embedding.*multiple of 256"),
+    ({"embedding": {"sparsity": 0.5}}, "not pruned"),
+])
+def test_recipes_a_format_cannot_store_are_refused_before_building(recipe, message):
+    from search.errors import RecipeError
+
+    with pytest.raises(RecipeError, match=message):
+        memory_report(graph_from_config(tiny_config("llama")), parse_recipe(recipe))
+    with pytest.raises(RecipeError, match=message):
+        apply(tiny_model("llama"), parse_recipe(recipe))

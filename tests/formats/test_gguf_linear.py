@@ -1,0 +1,50 @@
+"""GgufLinear: holds exactly the GGUF bytes, computes with the weight llama.cpp reconstructs."""
+
+import gguf
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from gguf.quants import dequantize
+
+from search.compress.gguf_linear import GgufLinear
+from search.errors import RecipeError
+from search.formats.codec import quantize_rows
+from search.formats.ggml_types import GGML_TYPES
+from tests.formats.helpers import FLOATS, KQUANTS, LEGACY, gaussian
+
+
+@pytest.mark.parametrize("name", LEGACY + KQUANTS + FLOATS)
+def test_blocks_are_the_gguf_bytes_and_forward_uses_their_dequantization(name):
+    w = torch.from_numpy(gaussian(48, 512, seed=5)) * 0.05
+    bias = torch.linspace(-1, 1, 48)
+    layer = GgufLinear.from_weight(w, bias, name)
+    assert layer.ggml_type == name and (layer.in_features, layer.out_features) == (512, 48)
+    assert layer.blocks.dtype == torch.uint8
+    assert tuple(layer.blocks.shape) == (48, GGML_TYPES[name].row_bytes(512))
+    assert np.array_equal(layer.blocks.numpy(), quantize_rows(w.numpy(), name))
+    runtime = torch.from_numpy(dequantize(layer.blocks.numpy(), gguf.GGMLQuantizationType[name]).reshape(48, 512))
+    assert torch.equal(layer.weight, runtime)  # what llama.cpp multiplies by, bit for bit
+    x = torch.randn(3, 7, 512)
+    expected = F.linear(x, runtime, bias.to(torch.bfloat16).float())
+    assert torch.equal(layer(x), expected)
+    y16 = layer(x.to(torch.bfloat16))
+    assert y16.dtype == torch.bfloat16
+    assert torch.equal(y16, F.linear(x.to(torch.bfloat16).float(), runtime, layer.bias.float()).to(torch.bfloat16))
+
+
+def test_state_dict_holds_only_blocks_and_bias_and_reloads():
+    w = torch.from_numpy(gaussian(16, 256, seed=1))
+    layer = GgufLinear.from_weight(w, None, "Q4_K")
+    layer(torch.randn(2, 256))  # fills the cache, which must not be part of the state
+    assert set(layer.state_dict()) == {"blocks"}
+    empty = GgufLinear("Q4_K", 256, 16)
+    empty.load_state_dict(layer.state_dict())
+    assert torch.equal(empty.weight, layer.weight)
+
+
+def test_row_length_must_be_a_multiple_of_the_block():
+    with pytest.raises(RecipeError, match=r"'model.layers.0.mlp.down_proj'.*multiple of 256"):
+        GgufLinear.from_weight(torch.randn(8, 176), None, "Q4_K", "model.layers.0.mlp.down_proj")
+    with pytest.raises(RecipeError, match="multiple of 32"):
+        GgufLinear("Q4_0", 48, 8)
