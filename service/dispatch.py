@@ -60,8 +60,14 @@ class Dispatcher:
         return TaskState(status=status, error=error)
 
     def cancel(self, task_id: str) -> None:
-        # terminate: a running search stops now; the trials told so far stay in the study
-        self.celery.control.revoke(task_id, terminate=True, signal="SIGTERM")
+        # searches run on worker threads, which cannot be killed: the runner sees the revoke and stops at
+        # its next finished trial (workers/tasks.py); a queued copy is dropped. The trials so far stay.
+        self.celery.control.revoke(task_id)
+
+    def serves(self, queue: str, timeout_s: float = 1.0) -> bool:
+        """Whether a live worker consumes this queue now."""
+        replies = self.celery.control.inspect(timeout=timeout_s).active_queues() or {}
+        return any(q.get("name") == queue for queues in replies.values() for q in queues)
 
 
 def _one_line(exc: Any) -> str:

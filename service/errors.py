@@ -72,8 +72,25 @@ def install(app: FastAPI) -> None:
                             status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(req: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = str(exc.detail)
+        headers = dict(exc.headers or {})
         if exc.status_code == 400 and "parsing the body" in detail:  # e.g. bytes that are not UTF-8
             detail = "body: cannot be read as JSON; send a UTF-8 JSON SearchSpec"
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code == 405:  # Starlette names only the first matching route's methods
+            allowed = allowed_methods(req)
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"method: {req.method} is not allowed here; use {' or '.join(allowed)}"
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers or None)
+
+
+def allowed_methods(req: Request) -> list[str]:
+    """Every method some route serves at this path (asked of the router, so nested routers count)."""
+    from starlette.routing import Match
+
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**req.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in req.app.router.routes):
+            allowed.append(method)
+    return allowed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from sqlalchemy import func, select
@@ -10,6 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from search.errors import DeviceFitError
 from search.spec import SearchSpec
 from service.tables import FINISHED, QUEUED, Job, utcnow
+
+
+_JOB_ID = re.compile(r"[0-9A-Za-z_-]{1,32}")
 
 
 class JobNotFound(DeviceFitError):
@@ -32,6 +36,8 @@ class JobStore:
         return job
 
     def get(self, job_id: str) -> Job:
+        if not _JOB_ID.fullmatch(job_id):  # never send odd text (NUL bytes, ...) to the database
+            raise JobNotFound(f"no search with id {job_id!r}; GET /search lists them")
         with self.sessions() as s:
             job = s.get(Job, job_id)
         if job is None:

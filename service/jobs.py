@@ -7,9 +7,12 @@ reading it asks the task backend (Celery's result store) for news first.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from search.errors import InfeasibleError, ModelError, SpecError
 from search.spec import SearchSpec, parse_spec
+from service.admission import check_limits, check_text
 from service.dispatch import Dispatcher
 from service.job_store import JobStore, new_job_id
 from service.security import check_model_ref
@@ -20,6 +23,7 @@ log = logging.getLogger("devicefit.service")
 
 # fields of SearchSpec the server decides: where the trials go and what the study is called
 SERVER_FIELDS = ("storage", "study_name")
+REFRESH_TTL_S = 2.0
 
 
 class Jobs:
@@ -27,19 +31,34 @@ class Jobs:
         self.settings = settings
         self.store = store
         self.dispatcher = dispatcher
+        self._checked: dict[str, float] = {}  # job id -> when the backend was last asked about it
+        self._lock = threading.Lock()
 
     def admit(self, spec: SearchSpec) -> SearchSpec:
         """The spec as the server will run it, or a DeviceFitError naming what is refused."""
+        check_text(spec)  # before anything uses a string: a NUL byte breaks file paths, a surrogate storage
         for name in SERVER_FIELDS:
             if getattr(spec, name) is not None:
                 raise SpecError(f"{name}: chosen by the server for each job; leave it out")
-        if spec.trials > self.settings.max_trials:
-            raise SpecError(f"trials: {spec.trials} is more than this server allows ({self.settings.max_trials})")
+        spec = check_limits(spec, self.settings.limits)
         model = check_model_ref(spec.model, self.settings)
         _known_device(spec.device)
         spec = spec.model_copy(update={"model": model})
         _reachable(spec)
+        if spec.measure and self.settings.dispatch:
+            self._check_measured(spec.device)
         return spec
+
+    def _check_measured(self, device: str) -> None:
+        """`measure` needs a worker on the device: without one the search would wait forever."""
+        queue = self.settings.device_queue_prefix + device
+        try:
+            served = self.dispatcher.serves(queue)
+        except Exception:  # noqa: BLE001 - the broker is down: submit() fails the job with that reason
+            return
+        if not served:
+            raise SpecError(f"measure: no worker measures on {device} (nobody consumes {queue}); start "
+                            f"`search-cli worker --device {device}` on that device, or leave measure false")
 
     def submit(self, spec: SearchSpec) -> Job:
         spec = self.admit(spec)
@@ -60,9 +79,21 @@ class Jobs:
         return self.refresh(self.store.get(job_id))
 
     def refresh(self, job: Job) -> Job:
-        """Ask the task backend how an unfinished job goes and record any change."""
+        """Ask the task backend how an unfinished job goes and record any change.
+
+        At most once per REFRESH_TTL_S per job: a page listing 50 running jobs, polled by many
+        clients, must not ask the backend 50 times per request.
+        """
         if job.status in FINISHED or not job.task_id or not self.settings.dispatch:
             return job
+        now = time.monotonic()
+        with self._lock:
+            if now - self._checked.get(job.id, -REFRESH_TTL_S) < REFRESH_TTL_S:
+                return job
+            self._checked[job.id] = now
+            if len(self._checked) > 10_000:  # forget the oldest half (finished jobs are never asked again)
+                for key in sorted(self._checked, key=self._checked.get)[:5_000]:
+                    del self._checked[key]
         try:
             state = self.dispatcher.state(job.task_id)
         except Exception:  # noqa: BLE001 - backend unreachable: report what we last knew

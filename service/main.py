@@ -14,10 +14,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 
-from service import errors
+from service import errors, openapi
 from service.archives import Archives
 from service.db import make_engine, migrate, session_factory
 from service.dispatch import Dispatcher
+from service.headers import SecurityHeaders
 from service.job_store import JobStore
 from service.jobs import Jobs
 from service.limits import RequestSizeLimit
@@ -71,10 +72,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.services = services
     errors.install(app)
+    openapi.install(app)
     for module in (searches, candidates, devices, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: even a 413 or a 500 carries them
     return app
 
 

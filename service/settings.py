@@ -19,6 +19,30 @@ def _roots(value: str | None) -> tuple[Path, ...]:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """A ceiling on every cost a request can ask for (service/admission.py refuses what is over)."""
+
+    max_trials: int = 2000
+    max_seq_len: int = 2048  # tokens per calibration sequence
+    max_calib_samples: int = 512  # calibration / evaluation sequences
+    max_calibration_chars: int = 200_000  # length of a submitted calibration_text
+    max_recovery_steps: int = 2000  # recovery training, per finalist
+    max_recovery_s: float = 600.0
+    max_search_s: float = 24 * 3600.0  # a search's time_limit (and the default when it has none)
+
+    _ENV = {"max_trials": "DEVICEFIT_MAX_TRIALS", "max_seq_len": "DEVICEFIT_MAX_SEQ_LEN",
+            "max_calib_samples": "DEVICEFIT_MAX_CALIB_SAMPLES",
+            "max_calibration_chars": "DEVICEFIT_MAX_CALIBRATION_CHARS",
+            "max_recovery_steps": "DEVICEFIT_MAX_RECOVERY_STEPS", "max_recovery_s": "DEVICEFIT_MAX_RECOVERY_S",
+            "max_search_s": "DEVICEFIT_MAX_SEARCH_S"}
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Limits:
+        base = cls()
+        return cls(**{name: type(getattr(base, name))(env[var]) for name, var in cls._ENV.items() if env.get(var)})
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the app needs to know about its surroundings."""
 
@@ -37,7 +61,9 @@ class Settings:
     search_task: str = "devicefit.run_search"
     search_queue: str = "devicefit.searches"
     max_request_bytes: int = 1_000_000
-    max_trials: int = 5000
+    limits: Limits = field(default_factory=Limits)
+    # measurement queues are named <prefix><device> (workers/queues.py); `measure` needs a worker on one
+    device_queue_prefix: str = "devicefit.device."
     # where exported candidates are cached as archives
     artifact_dir: Path = field(default_factory=lambda: Path.home() / ".devicefit" / "artifacts")
     # False: jobs are stored but never sent to a broker (tests, fuzzing)
@@ -59,7 +85,7 @@ class Settings:
             search_task=env.get("DEVICEFIT_SEARCH_TASK", base.search_task),
             search_queue=env.get("DEVICEFIT_SEARCH_QUEUE", base.search_queue),
             max_request_bytes=int(env.get("DEVICEFIT_MAX_REQUEST_BYTES", base.max_request_bytes)),
-            max_trials=int(env.get("DEVICEFIT_MAX_TRIALS", base.max_trials)),
+            limits=Limits.from_env(env),
             artifact_dir=Path(env["DEVICEFIT_ARTIFACT_DIR"]) if env.get("DEVICEFIT_ARTIFACT_DIR") else base.artifact_dir,
         )
         values.update(overrides)

@@ -131,14 +131,14 @@ def fold(folded: _Folded, trials: list[Any], spec: SearchSpec, metric: tuple[str
     """Add the trials completed since the last fold to the counts and the front."""
     from optuna.trial import TrialState
 
-    from search.candidates import front_of, trial_candidate
+    from search.candidates import Candidate, front_of
 
     new = []
     for trial in trials:
         if trial.state != TrialState.COMPLETE or trial.number in folded.seen:
             continue
         folded.seen.add(trial.number)
-        candidate = trial_candidate(trial, metric)
+        candidate = Candidate.from_trial(trial, metric)
         if candidate is None:
             continue
         new.append(candidate)

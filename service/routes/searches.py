@@ -24,10 +24,10 @@ _ERRORS = {400: {"description": "refused input (unsafe model path, unknown devic
 def submit(request: Request, response: Response,
            spec: SearchSpec = Body(openapi_examples={
                "minilm-on-rpi5": {"summary": "demo encoder on a Raspberry Pi 5", "value": EXAMPLE_SPEC},
-               "llm-decode": {"summary": "a causal LM, per-token decode latency and a memory cap",
-                              "value": {"model": "Qwen/Qwen2.5-0.5B", "device": "jetson-orin-nano",
-                                        "workload": "decode:512",
-                                        "budget": {"max_latency": "40ms", "max_memory": "400MB"},
+               "memory-cap": {"summary": "a latency budget and a memory cap on a Jetson (works offline)",
+                              "value": {"model": "demo:minilm", "device": "jetson-orin-nano",
+                                        "workload": "encode:256",
+                                        "budget": {"max_latency": "20ms", "max_memory": "40MB"},
                                         "trials": 60}}}),
            app=Depends(services)) -> Accepted:
     """Queue a compression search. The body is a SearchSpec; the answer links to its status."""

@@ -40,9 +40,15 @@ DF.el = function (tag, attrs, text) {
   return node;
 };
 
+// the page says whether the server wants a token in a JSON block (no inline script: the CSP forbids it)
+DF.needsToken = function () {
+  const flag = document.getElementById("needs-token");
+  return flag ? JSON.parse(flag.textContent) === true : false;
+};
+
 DF.token = function () {
   let t = sessionStorage.getItem("devicefit-token");
-  if (!t && window.DF_NEEDS_TOKEN) {
+  if (!t && DF.needsToken()) {
     t = window.prompt("API token for this server") || "";
     sessionStorage.setItem("devicefit-token", t);
   }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from service.main import create_app
 from service.settings import Settings
+from tests.support.services import free_port, stop_process  # noqa: F401 - free_port: used by the tests
 
 
 def make_settings(tmp: Path, **changes) -> Settings:
@@ -33,47 +33,35 @@ TINY = {"model": "demo:minilm", "device": "rpi5", "workload": "encode:128", "bud
         "trials": 6}
 
 
-# ---- a real Celery worker on a private Redis database --------------------------------------------
+# ---- a real Celery worker on a private redis-server ---------------------------------------------
 
-REDIS_URL = "redis://127.0.0.1:6379/13"  # DB 13: apart from other helpers' tests (they use 0 or their own)
 REPO = Path(__file__).resolve().parents[2]
 
 
-def redis_or_skip() -> None:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except Exception:  # noqa: BLE001 - no server: the test cannot run here
-        pytest.skip(f"Redis is not answering at {REDIS_URL} (scripts/test-env.sh starts it)")
-
-
 @pytest.fixture(scope="session")
-def celery_worker(tmp_path_factory):
-    """`search-cli worker` as a subprocess on REDIS_URL (queues general + searches, 2 processes)."""
+def celery_worker(session_redis, tmp_path_factory):
+    """`search-cli worker` as a subprocess on a private Redis (2 evaluation processes + search threads)."""
     import os
     import subprocess
     import sys
-    import time
 
-    import redis
+    from tests.support.services import ServiceUnavailable, wait_until
 
-    redis_or_skip()
-    redis.Redis.from_url(REDIS_URL).flushdb()
     tmp = tmp_path_factory.mktemp("worker")
     log = open(tmp / "worker.log", "w")  # noqa: SIM115 - closed at teardown
     env = dict(os.environ, DEVICEFIT_RESULTS=str(tmp / "results"), PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "search.cli.main", "worker", "--broker", REDIS_URL,
+    proc = subprocess.Popen([sys.executable, "-m", "search.cli.main", "worker", "--broker", session_redis.url,
                              "--concurrency", "2", "--threads", "1", "--loglevel", "info"],
-                            cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while "ready." not in (tmp / "worker.log").read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the Celery worker did not start:\n" + (tmp / "worker.log").read_text()[-3000:])
-        time.sleep(0.3)
-    yield {"broker": REDIS_URL, "log": tmp / "worker.log"}
-    _stop(proc, log)
+                            cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:  # two Celery processes: the evaluation pool and the search runner
+        wait_until(lambda: (tmp / "worker.log").read_text().count(" ready.") >= 2, 90, "search-cli worker", proc,
+                   tmp / "worker.log")
+    except ServiceUnavailable as exc:
+        stop_process(proc, group=True)
+        pytest.fail(str(exc), pytrace=False)
+    yield {"broker": session_redis.url, "log": tmp / "worker.log"}
+    stop_process(proc, group=True)
+    log.close()
 
 
 def wait_for(client, job_id: str, until, timeout: float = 240.0) -> dict:
@@ -90,22 +78,15 @@ def wait_for(client, job_id: str, until, timeout: float = 240.0) -> dict:
     pytest.fail(f"search {job_id} did not get there in {timeout:.0f}s; last: {detail}")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def served(celery_worker, tmp_path_factory):
     """`search-cli serve` on a free port, its own SQLite database, the test worker's broker."""
     import os
     import subprocess
     import sys
-    import time
     import urllib.request
+
+    from tests.support.services import ServiceUnavailable, wait_until
 
     tmp = tmp_path_factory.mktemp("serve")
     port = free_port()
@@ -116,25 +97,19 @@ def served(celery_worker, tmp_path_factory):
                              "--database-url", f"sqlite:///{tmp / 'jobs.db'}", "--broker", celery_worker["broker"],
                              "--log-level", "warning"], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def answers() -> bool:
         try:
             urllib.request.urlopen(url + "/healthz", timeout=2)
-            break
+            return True
         except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("search-cli serve did not start:\n" + (tmp / "serve.log").read_text()[-3000:])
-            time.sleep(0.3)
-    yield url
-    _stop(proc, log)
+            return False
 
-
-def _stop(proc: subprocess.Popen, log) -> None:
-    """Ask a served subprocess to stop, kill it if it will not, and close its log."""
-    proc.terminate()
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        wait_until(answers, 60, "search-cli serve", proc, tmp / "serve.log")
+    except ServiceUnavailable as exc:
+        stop_process(proc)
+        pytest.fail(str(exc), pytrace=False)
+    yield url
+    stop_process(proc)
     log.close()

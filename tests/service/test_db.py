@@ -15,33 +15,20 @@ from service.main import create_app
 from service.tables import CANCELLED, DONE, RUNNING
 from tests.service.conftest import TINY, make_settings
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_available() -> bool:
-    try:
-        with create_engine(driver_url(POSTGRES), connect_args={"connect_timeout": 3}).connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "no server here"
-        return False
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
-    """A fresh database: a SQLite file, or a PostgreSQL schema of its own (dropped afterwards)."""
+    """A fresh database: a SQLite file, or a schema of its own (dropped afterwards) on the private PostgreSQL."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'jobs.db'}"
         return
-    if not _postgres_available():
-        pytest.skip(f"PostgreSQL is not answering at {POSTGRES} (scripts/test-env.sh starts it)")
+    postgres = request.getfixturevalue("postgres_url")  # started for the session; fails the test if it cannot
     schema = f"devicefit_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(driver_url(POSTGRES))
+    admin = create_engine(driver_url(postgres))
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
         # every table (jobs, Alembic's version, Optuna's) lands in the private schema
-        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+        yield f"{postgres}?options=-csearch_path%3D{schema}"
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -8,7 +8,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from search.candidates import CANDIDATE_ATTR, front_of, trial_candidate
+from search.candidates import CANDIDATE_ATTR, Candidate, front_of
 from search.memory import memory_report
 from search.recipe import CompressionConfig
 from search.spec import SearchSpec
@@ -37,7 +37,7 @@ def test_folding_in_batches_gives_the_front_of_all_trials():
     rng = random.Random(0)
     spec = SearchSpec(trials=300)
     trials = [_trial(i, rng, TrialState.COMPLETE if i % 7 else TrialState.RUNNING) for i in range(300)]
-    expected = front_of([c for c in (trial_candidate(t, METRIC) for t in trials if t.state == TrialState.COMPLETE)
+    expected = front_of([c for c in (Candidate.from_trial(t, METRIC) for t in trials if t.state == TrialState.COMPLETE)
                          if c is not None], spec.objectives, METRIC)
     folded = _Folded()
     for end in (40, 41, 180, 300):  # the study grows between polls; earlier trials are seen again
