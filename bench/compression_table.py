@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from search.evaluators.pipeline import evaluate_recipe
+    from search.data_policy import DataPolicy
+    from search.evaluation import evaluate_recipe
     from search.memory import memory_report, model_bytes
     from search.models import load_model
     from search.recipe import CompressionConfig, evenly_spaced_blocks
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         keep = evenly_spaced_blocks(loaded.graph.num_blocks, depth) if depth else None
         recipe = CompressionConfig.uniform(**kwargs, keep_blocks=keep)
         start = time.perf_counter()
-        result = evaluate_recipe(loaded, recipe, samples=args.samples, seq_len=args.seq_len)
+        result = evaluate_recipe(loaded, recipe, DataPolicy(eval_rows=args.samples, calib_rows=args.samples,
+                                                            seq_len=args.seq_len))
         built = model_bytes(result.compressed)
         assert built == result.memory_bytes == memory_report(loaded.graph, recipe).total_bytes, (label, built)
         cosine = result.quality["cosine"]

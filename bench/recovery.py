@@ -42,13 +42,15 @@ def run_model(ref: str, steps: int, seed: int, batch_size: int, train_seq_len: i
     import torch
 
     from search.compress import apply
-    from search.evaluators.pipeline import calibration_for, evaluator_for
+    from search.data_policy import DataPolicy
+    from search.evaluation import calibration_rows, quality_evaluator
     from search.models import load_model
     from search.recovery.recover import RecoverySettings, recover, training_batches
 
     teacher = load_model(ref)
-    evaluator = evaluator_for(teacher, None, 16, 128)
-    calib = calibration_for(teacher, None, 16, 128)  # for width-pruning importance, as the search uses
+    policy = DataPolicy(calib_rows=16, eval_rows=16, seq_len=128)
+    evaluator = quality_evaluator(teacher, policy)
+    calib = calibration_rows(teacher, policy)  # for width-pruning importance
     train = training_batches(teacher, train_seq_len)
     settings = replace(RecoverySettings.default_for(teacher.graph.is_causal), batch_size=batch_size)
     rows = []

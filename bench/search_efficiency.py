@@ -48,7 +48,7 @@ class CachedEvaluate:
         self.hits = self.misses = 0
 
     def __call__(self, task):
-        from search.evaluate_task import evaluate
+        from search.evaluation import evaluate_task as evaluate
         from search.executor import EvalResult
 
         key = f"{task.stage}|{task.recipe.to_json()}"
@@ -84,11 +84,11 @@ def run_arm(arm: str, seed: int, args, evaluate) -> dict:
                         save=False, **opts)
     from optuna import load_study
 
-    from search.candidates import trial_candidate
+    from search.candidates import Candidate
     from search.study import make_storage
 
     study = load_study(study_name=result.study, storage=make_storage(spec.storage))
-    candidates = [c for c in (trial_candidate(t, result.metric) for t in study.get_trials()) if c is not None]
+    candidates = [c for c in (Candidate.from_trial(t, result.metric) for t in study.get_trials()) if c is not None]
     evaluated = [{"cosine": c.quality["cosine"], "latency_ms": c.latency_ms, "memory_bytes": c.memory_bytes,
                   "summary": c.recipe.summary()} for c in candidates if c.stage == "full" and c.feasible]
     return {"arm": arm, "seed": seed, "budget_ms": spec.budget.latency_ms, "seconds": time.perf_counter() - start,

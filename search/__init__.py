@@ -6,7 +6,7 @@ The public Python API, for people who script::
     loaded = search.load_model("demo:minilm")
     recipe = search.CompressionConfig.uniform(bits=4, group_size=64)
     small = search.apply(loaded.model, recipe)
-    print(search.evaluate(loaded, small))            # {"cosine": 0.99...}
+    print(search.evaluate(loaded, small))            # {"cosine": 0.99...}; policy=search.DataPolicy(...)
     print(search.memory_report(loaded.graph, recipe).total_bytes)
     search.export(loaded, recipe, "out/minilm-4bit", compressed=small)
     again = search.load_compressed("out/minilm-4bit")
@@ -28,12 +28,14 @@ _EXPORTS = {
     "LayerCompression": "search.recipe:LayerCompression",
     "parse_recipe": "search.recipe:parse_recipe",
     "apply": "search.compress:apply",
-    "evaluate": "search.evaluators.pipeline:evaluate",
+    "evaluate": "search.evaluation:evaluate",
     "calibration_batches": "search.data:calibration_batches",
-    "export": "search.evaluators.pipeline:export",
+    "export": "search.export_candidate:export",
     "load_compressed": "search.compress.export:load_compressed",
     "memory_report": "search.memory:memory_report",
     "predict_latency": "search.hw_profiles.latency:predict_latency",
+    "DataPolicy": "search.data_policy:DataPolicy",
+    "evaluate_recipe": "search.evaluation:evaluate_recipe",
     "DeviceFitError": "search.errors:DeviceFitError",
 }
 

@@ -1,64 +1,72 @@
-"""Candidates: finished trials read back as recipes with metrics, and the front they form."""
+"""Candidate: a recipe with the metrics the search measured for it — the ONE shape the engine records on
+each Optuna trial, the CLI prints, the service returns as JSON and the web page shows.
+
+A trial's user attribute ``candidate`` holds ``Candidate.record()``; ``Candidate.from_trial`` reads it
+back, so the front can be rebuilt from the storage alone (resume, ``show``, the service).
+"""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from search.pareto import non_dominated
 from search.recipe import CompressionConfig
 
-if TYPE_CHECKING:
-    from search.engine import SearchResult
+CANDIDATE_ATTR = "candidate"  # the trial user attribute holding a candidate's record
+STAGES = ("rejected", "proxy", "full")  # stage 1 rejection | quality proxy only | full evaluation
 
 
-@dataclass
-class Candidate:
-    trial: int
+class Candidate(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    trial: int = Field(-1, description="Optuna trial number (stable: it names the candidate)")
     recipe: CompressionConfig
-    quality: dict[str, float]
-    latency_ms: float
-    memory_bytes: int
-    feasible: bool
-    stage: str  # rejected (stage 1) | proxy (stage 2 only) | full
-    constraints: tuple[float, ...] = ()
-    proxy_quality: dict[str, float] = field(default_factory=dict)
+    quality: dict[str, float] = Field(description="metric -> value (cosine; or kl and perplexity)")
+    latency_ms: float = Field(description="predicted (or, with measure, measured) latency of the workload")
+    memory_bytes: int = Field(description="exact bytes of the compressed model's weights")
+    feasible: bool = Field(description="within the budget")
+    stage: str = Field(description="rejected (stage 1) | proxy (stage 2 only) | full")
+    constraints: tuple[float, ...] = Field((), description="budget violations (<= 0: met)")
+    proxy_quality: dict[str, float] = Field(default_factory=dict)
     predicted_latency_ms: float | None = None
-    seed: str | None = None
+    seed: str | None = Field(None, description="the seed recipe's label, when the search enqueued it")
+    data: dict[str, Any] | None = Field(None, description="the data policy it was built and scored with")
     quality_before_recovery: dict[str, float] | None = None  # set when the search recovered it (spec.recover)
-    recovery: dict[str, Any] | None = None
+    recovery: dict[str, Any] | None = Field(None, description="what its recovery run did (steps, kept)")
+    built_memory_bytes: int | None = None
+    eval_seconds: float | None = None
+    worker: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def summary(self) -> str:
+        return self.recipe.summary()
 
     def to_json(self) -> dict[str, Any]:
-        return {"trial": self.trial, "quality": self.quality, "latency_ms": self.latency_ms,
-                "memory_bytes": self.memory_bytes, "recipe": self.recipe.model_dump(mode="json"),
-                "summary": self.recipe.summary(), "feasible": self.feasible, "stage": self.stage,
-                "predicted_latency_ms": self.predicted_latency_ms, "seed": self.seed,
-                **({"quality_before_recovery": self.quality_before_recovery, "recovery": self.recovery}
-                   if self.quality_before_recovery is not None else {})}
+        return self.model_dump(mode="json", exclude_none=True)
 
+    def record(self) -> dict[str, Any]:
+        """What the trial stores (its number and seed label live on the trial itself)."""
+        return self.model_dump(mode="json", exclude={"trial", "seed", "summary"}, exclude_none=True)
 
-CANDIDATE_ATTR = "candidate"  # the trial user attribute holding a candidate's record
+    @classmethod
+    def from_record(cls, number: int, record: dict[str, Any], seed: str | None,
+                    metric: tuple[str, str]) -> Candidate | None:
+        """The candidate of a trial record (None for records of failed trials or another metric)."""
+        if record.get("stage") not in STAGES or metric[0] not in record.get("quality", {}):
+            return None
+        fields = {k: v for k, v in record.items() if k in cls.model_fields and k not in ("trial", "seed")}
+        return cls.model_validate({**fields, "trial": number, "seed": seed})
 
-
-def candidate_from_record(number: int, record: dict[str, Any], seed: str | None,
-                          metric: tuple[str, str]) -> Candidate | None:
-    if record.get("stage") not in ("rejected", "proxy", "full") or metric[0] not in record.get("quality", {}):
-        return None
-    return Candidate(
-        trial=number, recipe=CompressionConfig.model_validate(record["recipe"]), quality=record["quality"],
-        latency_ms=float(record["latency_ms"]), memory_bytes=int(record["memory_bytes"]),
-        feasible=bool(record["feasible"]), stage=record["stage"], constraints=tuple(record.get("constraints", ())),
-        proxy_quality=record.get("proxy_quality") or {}, predicted_latency_ms=record.get("predicted_latency_ms"),
-        seed=seed, quality_before_recovery=record.get("quality_before_recovery"), recovery=record.get("recovery"))
-
-
-def trial_candidate(trial: Any, metric: tuple[str, str]) -> Candidate | None:
-    """The candidate a COMPLETE trial holds (None for trials this engine did not record)."""
-    record = trial.user_attrs.get(CANDIDATE_ATTR)
-    if not isinstance(record, dict):
-        return None
-    return candidate_from_record(trial.number, record, trial.user_attrs.get("seed"), metric)
+    @classmethod
+    def from_trial(cls, trial: Any, metric: tuple[str, str]) -> Candidate | None:
+        """The candidate a COMPLETE trial holds (None for trials this engine did not record)."""
+        record = trial.user_attrs.get(CANDIDATE_ATTR)
+        if not isinstance(record, dict):
+            return None
+        return cls.from_record(trial.number, record, trial.user_attrs.get("seed"), metric)
 
 
 def objective_point(c: Candidate, objectives: tuple[str, ...], metric: tuple[str, str]) -> tuple[float, ...]:
@@ -82,14 +90,3 @@ def pessimistic_quality(history: list[Candidate], metric: tuple[str, str]) -> fl
     if metric[1] == "max":
         return min(seen, default=0.0)
     return max(seen, default=10.0)
-
-
-def save_front(result: SearchResult) -> Any:
-    """Write the study's front.json (atomically); returns its path."""
-    from search.results import write_front
-
-    payload = result.to_json()
-    payload.pop("results_path", None)
-    payload.update(spec=result.spec.model_dump(mode="json"), objectives=list(result.spec.objectives),
-                   updated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    return write_front(result.study, payload)

@@ -22,16 +22,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from search.candidates import (
-    CANDIDATE_ATTR,
-    Candidate,
-    candidate_from_record,
-    front_of,
-    pessimistic_quality,
-    trial_candidate,
-)
+from search.candidates import CANDIDATE_ATTR, Candidate, front_of, pessimistic_quality
 from search.errors import InfeasibleError
+from search.evaluation import evaluate_task as evaluate_candidate
 from search.executor import EvalResult, EvalTask, Executor
+from search.export_candidate import export_candidate
+from search.progress import Progress
 from search.recipe import CompressionConfig
 from search.space.suggest import RecipeSpace
 from search.spec import SearchSpec
@@ -41,16 +37,7 @@ from search.study import fail_stale_trials, open_study, storage_url
 MAX_CONSECUTIVE_FAILURES = 5
 
 
-@dataclass
-class SearchProgress:
-    """Reported after every finished trial."""
-
-    done: int
-    total: int
-    feasible: int
-    front_size: int
-    elapsed_s: float
-    full_evaluations: int
+__all__ = ["preflight", "run_search", "evaluate_candidate", "export_candidate", "SearchResult", "Progress"]
 
 
 @dataclass
@@ -100,7 +87,7 @@ def _loss(quality: dict[str, float], metric: tuple[str, str]) -> float:
 
 
 class _Search:
-    def __init__(self, spec: SearchSpec, executor: Executor, progress: Callable[[SearchProgress], None] | None,
+    def __init__(self, spec: SearchSpec, executor: Executor, progress: Callable[[Progress], None] | None,
                  *, resume: bool, seed_trials: bool, staged: bool, max_full_evaluations: int | None,
                  use_sensitivity: bool):
         from search.evaluators.quality import primary_metric
@@ -141,7 +128,7 @@ class _Search:
         from optuna.trial import TrialState
 
         done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        self.history = [c for c in (trial_candidate(t, self.metric) for t in done) if c is not None]
+        self.history = [c for c in (Candidate.from_trial(t, self.metric) for t in done) if c is not None]
         for c in self.history:
             if c.stage == "full" and c.proxy_quality:
                 self.promoter.observe(_loss(c.proxy_quality, self.metric), _loss(c.quality, self.metric))
@@ -263,31 +250,31 @@ class _Search:
     def _tell(self, p: _Pending, quality: dict[str, float], result: EvalResult | None = None) -> None:
         """Record the candidate on the trial (one attribute: each storage write is a commit) and tell Optuna."""
         cheap = p.cheap
-        record = {"recipe": p.recipe.model_dump(mode="json"), "stage": p.stage, "quality": quality,
-                  "latency_ms": cheap.latency_ms, "memory_bytes": cheap.memory_bytes, "feasible": cheap.feasible,
-                  "constraints": list(cheap.constraints), "proxy_quality": p.proxy_quality,
-                  "predicted_latency_ms": p.predicted_latency_ms}
-        if result is not None:
-            record.update(built_memory_bytes=result.memory_bytes, eval_seconds=round(result.seconds, 3),
-                          worker=result.worker)
-        if p.before_recovery is not None:  # both metrics are kept; "quality" (the front's) is the recovered one
-            record.update(quality_before_recovery=p.before_recovery, recovery=p.recovery)
-        p.trial.set_user_attr(CANDIDATE_ATTR, record)
+        candidate = Candidate(
+            trial=p.trial.number, recipe=p.recipe, stage=p.stage, quality=quality, latency_ms=cheap.latency_ms,
+            memory_bytes=cheap.memory_bytes, feasible=cheap.feasible, constraints=cheap.constraints,
+            proxy_quality=p.proxy_quality, predicted_latency_ms=p.predicted_latency_ms,
+            seed=p.trial.user_attrs.get("seed"),
+            data=self.spec.data_policy.record() if p.stage != "rejected" else None,
+            # both metrics are kept after recovery; "quality" (the front's) is the recovered one
+            quality_before_recovery=p.before_recovery, recovery=p.recovery if p.before_recovery else None,
+            **({} if result is None else dict(built_memory_bytes=result.memory_bytes,
+                                              eval_seconds=round(result.seconds, 3), worker=result.worker)))
+        p.trial.set_user_attr(CANDIDATE_ATTR, candidate.record())
         for name, value in zip(budget_names(self.spec), cheap.constraints, strict=True):
             p.trial.set_constraint(name, value)
         values = {"quality": quality[self.metric[0]], "latency": cheap.latency_ms, "memory": cheap.memory_bytes}
         self.study.tell(p.trial, [float(values[o]) for o in self.spec.objectives])
-        candidate = candidate_from_record(p.trial.number, record, p.trial.user_attrs.get("seed"), self.metric)
-        if candidate is not None:
-            self.history.append(candidate)
+        self.history.append(candidate)
         if p.stage == "full" and self.on_front_change is not None:
             self.on_front_change(self)
         if self.progress is not None:
             front = self.front()
-            self.progress(SearchProgress(done=self.finished, total=self.spec.trials,
-                                         feasible=sum(c.feasible and c.stage == "full" for c in self.history),
-                                         front_size=len(front), elapsed_s=time.monotonic() - self.started,
-                                         full_evaluations=self.full_evaluations))
+            self.progress(Progress(
+                completed=self.finished, total=self.spec.trials, running=len(self.pending),
+                infeasible=sum(not c.feasible for c in self.history),
+                feasible=sum(c.feasible and c.stage == "full" for c in self.history), front_size=len(front),
+                elapsed_s=time.monotonic() - self.started, full_evaluations=self.full_evaluations))
 
     on_front_change: Callable[[_Search], None] | None = None
 
@@ -338,7 +325,7 @@ def check_reachable(spec: SearchSpec, space: RecipeSpace, cheap: CheapEvaluator)
 
 
 def run_search(spec: SearchSpec, executor: Executor | None = None,
-               progress: Callable[[SearchProgress], None] | None = None, *, resume: bool = False,
+               progress: Callable[[Progress], None] | None = None, *, resume: bool = False,
                seed_trials: bool = True, staged: bool = True, max_full_evaluations: int | None = None,
                use_sensitivity: bool = True, save: bool = True) -> SearchResult:
     """Search spec's space for the Pareto front of feasible recipes; saves front.json unless save=False.
@@ -347,8 +334,6 @@ def run_search(spec: SearchSpec, executor: Executor | None = None,
     until spec.trials trials are complete. seed_trials / staged / use_sensitivity switch off the
     corresponding features (the benchmark's plain baselines); max_full_evaluations caps stage-3 runs.
     """
-    from search.candidates import save_front
-
     own_executor = executor is None
     if executor is None:
         from search.executors.local import LocalExecutor
@@ -371,3 +356,14 @@ def run_search(spec: SearchSpec, executor: Executor | None = None,
     finally:
         if own_executor:
             executor.shutdown()
+
+
+def save_front(result: SearchResult) -> Any:
+    """Write the study's front.json (atomically); returns its path."""
+    from search.results import write_front
+
+    payload = result.to_json()
+    payload.pop("results_path", None)
+    payload.update(spec=result.spec.model_dump(mode="json"), objectives=list(result.spec.objectives),
+                   updated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return write_front(result.study, payload)

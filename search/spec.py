@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from search.data_policy import DEFAULT_CALIB_ROWS, DataPolicy
 from search.errors import SpecError
 from search.recipe import ALLOWED_BITS, describe_validation_error
 from search.units import parse_bytes, parse_duration_ms
@@ -106,6 +107,8 @@ class SearchSpec(_Frozen):
     sampler: Sampler = "nsga2"
     calibration_text: str | None = Field(None, description="calibration/evaluation text; default: an offline corpus")
     calib_samples: int = Field(16, ge=1, le=4096, description="sequences for the quality evaluation")
+    calib_rows: int = Field(DEFAULT_CALIB_ROWS, ge=1, le=4096,
+                            description="sequences for data-aware transforms (Wanda scores, width importance)")
     seq_len: int = Field(128, ge=8, le=8192, description="tokens per calibration sequence")
     measure: bool = Field(False, description="measure latency on this host instead of predicting it")
     recover: str | None = Field(None, description="recovery training for finalists, e.g. '200steps' or '30s'")
@@ -152,6 +155,12 @@ class SearchSpec(_Frozen):
     @property
     def parsed_workload(self) -> Workload:
         return Workload.parse(self.workload)
+
+    @property
+    def data_policy(self) -> DataPolicy:
+        """The text and rows every candidate of this search is built and scored with."""
+        return DataPolicy(text=self.calibration_text, calib_rows=self.calib_rows, eval_rows=self.calib_samples,
+                          seq_len=self.seq_len, seed=self.seed)
 
     @property
     def time_limit_s(self) -> float | None:

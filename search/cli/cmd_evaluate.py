@@ -6,6 +6,7 @@ import argparse
 import json
 
 from search.cli.recipe_args import add_recipe_args, recipe_from_args
+from search.data_policy import DataPolicy
 from search.errors import DeviceFitError
 
 # recipe options that conflict with the recipe an export or a saved study brings
@@ -17,8 +18,11 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--calibration", metavar="FILE",
                    help="UTF-8 text file (default: the Python documentation shipped with the stdlib); "
                         "its first ~80%% calibrates, the rest evaluates")
-    g.add_argument("--samples", type=int, default=16, metavar="N", help="token sequences per part (default 16)")
-    g.add_argument("--seq-len", type=int, default=128, metavar="L", help="tokens per sequence (default 128)")
+    g.add_argument("--samples", type=int, default=None, metavar="N",
+                   help="token sequences quality is measured on (default 16, or what an export records)")
+    g.add_argument("--calib-rows", type=int, default=None, metavar="N",
+                   help="token sequences for Wanda scores and width importance (default 8)")
+    g.add_argument("--seq-len", type=int, default=None, metavar="L", help="tokens per sequence (default 128)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Apply a compression recipe to a model and print its quality against the original "
                     "(cosine for encoders; kl and perplexity for causal LMs) and its exact memory.")
     p.add_argument("--model", default="demo:minilm", metavar="REF",
-                   help="directory, config.json, Hub id or demo:minilm (default)")
+                   help="directory, config.json, Hub id, demo:minilm (default), or a .gguf file (run by llama.cpp)")
     add_recipe_args(p)
     add_data_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object: quality, memory_bytes, recipe")
@@ -36,13 +40,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def policy_from_args(args: argparse.Namespace, default: DataPolicy | None = None) -> DataPolicy:
+    """The data policy the options describe; options left out keep ``default``'s values."""
     from search.data import read_text_file
-    from search.evaluators.pipeline import check_sizes, evaluate_export, evaluate_recipe, export_source
+
+    base = default or DataPolicy()
+    return DataPolicy(text=read_text_file(args.calibration) if args.calibration else base.text,
+                      calib_rows=base.calib_rows if args.calib_rows is None else args.calib_rows,
+                      eval_rows=base.eval_rows if args.samples is None else args.samples,
+                      seq_len=base.seq_len if args.seq_len is None else args.seq_len, seed=base.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    from search.evaluation import check_sizes, evaluate_recipe, loaded_model
+    from search.export_candidate import evaluate_export, export_source, recorded_policy
     from search.memory import memory_report
-    from search.models import load_graph, load_model
+    from search.models import load_graph
     from search.recipe import CompressionConfig
 
+    if args.model.lower().endswith(".gguf"):  # a GGUF file is run by llama.cpp
+        from search.cli.gguf_evaluate import run_gguf_evaluate
+
+        return run_gguf_evaluate(args)
     graph = load_graph(args.model)
     source = export_source(args.model)
     if source is not None:  # an export is scored against the model it was made from
@@ -51,26 +70,21 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise DeviceFitError(f"{args.model!r} is an export, already compressed by its recipe.json; "
                                  f"drop {', '.join(given)}")
+        policy = policy_from_args(args, recorded_policy(args.model))
     else:
         recipe = recipe_from_args(args, graph)  # bad input fails before the weights load
-    check_sizes(graph, args.samples, args.seq_len)
+        policy = policy_from_args(args)
+    check_sizes(graph, policy.eval_rows, policy.seq_len)
     if getattr(args, "recover", None):
         from search.recovery.budget import parse_budget
 
         parse_budget(args.recover)  # a bad budget fails before the weights load
-    text = read_text_file(args.calibration) if args.calibration else None
     if source is not None:
-        result = evaluate_export(args.model, text=text, samples=args.samples, seq_len=args.seq_len, progress=True)
+        result = evaluate_export(args.model, policy, progress=True)
         recipe = result.recipe
     else:
-        loaded = load_model(args.model)
-        result = evaluate_recipe(loaded, recipe, text=text, samples=args.samples, seq_len=args.seq_len,
-                                 progress=True)
-    if getattr(args, "recover", None):
-        from search.recovery.stage import recover_evaluation
-
-        result = recover_evaluation(loaded, result, args.recover, text=text, samples=args.samples,
-                                    seq_len=args.seq_len)
+        result = evaluate_recipe(loaded_model(args.model), recipe, policy,
+                                 recover_budget=getattr(args, "recover", None), progress=True)
     if args.json:
         print(json.dumps(result.as_json()))
         return 0
@@ -81,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     against = "" if source is None else f", compared with its source {source}"
     print(f"model    {args.model} ({graph.family}, {graph.num_blocks} blocks{against})")
     print(f"recipe   {recipe.summary()}")
-    if getattr(result, "quality_before", None) is not None:
+    if result.quality_before is not None:
         before = "  ".join(f"{name} {value:.6g}" for name, value in result.quality_before.items())
         print(f"before   {before}  (recovery: {result.recovery.get('steps')} steps in "
               f"{result.recovery.get('seconds')}s, kept the {result.recovery.get('kept')} model)")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from search.cli.cmd_evaluate import RECIPE_OPTIONS, add_data_args
 from search.cli.recipe_args import add_recipe_args, recipe_from_args
+from search.data import read_text_file
+from search.data_policy import DataPolicy
 from search.errors import DeviceFitError
 
 
@@ -32,69 +34,62 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _from_study(args: argparse.Namespace) -> tuple[str, object, str | None, int, int]:
-    """(model ref, recipe, text, samples, seq_len) of a saved candidate."""
+def _from_study(args: argparse.Namespace) -> tuple[str, object, DataPolicy, dict]:
+    """(model ref, recipe, data policy, recorded recovery) of a saved candidate."""
     if args.candidate is None:
         raise DeviceFitError(f"say which candidate of study {args.study!r} to export: --candidate K")
     given = [f"--{name.replace('_', '-')}" for name in RECIPE_OPTIONS if getattr(args, name) is not None]
+    given += [f"--{name.replace('_', '-')}" for name in ("samples", "calib_rows", "seq_len")
+              if getattr(args, name) is not None]
     if args.model is not None or given:
-        raise DeviceFitError("a study's candidate brings its own model and recipe; drop "
+        raise DeviceFitError("a study's candidate brings its own model, recipe and data policy; drop "
                              + ", ".join(([] if args.model is None else ["--model"]) + given))
+    from search.results import find_candidate
+
     try:
-        from search.results import find_candidate
-    except ModuleNotFoundError as exc:
-        if exc.name != "search.results":
-            raise
-        raise DeviceFitError("this installation cannot read saved searches (search.results is missing)") from None
-    try:
-        spec, recipe, _metrics = find_candidate(args.study, args.candidate)
+        spec, recipe, metrics = find_candidate(args.study, args.candidate)
     except (KeyError, FileNotFoundError, LookupError):
         raise DeviceFitError(f"no saved search {args.study!r} with a candidate {args.candidate}; "
                              "`search-cli show` lists saved searches") from None
+    policy = spec.data_policy
+    if metrics.get("data"):  # the policy the candidate was scored with, as its trial recorded it
+        text = read_text_file(args.calibration) if args.calibration else spec.calibration_text
+        policy = DataPolicy.from_record(metrics["data"], text)
     # a candidate the search recovered (spec.recover) is exported with its recovered weights
-    args.recovered = (_metrics.get("recovery") or {}, spec.seed)
-    return spec.model, recipe, spec.calibration_text, spec.calib_samples, spec.seq_len
+    return spec.model, recipe, policy, metrics.get("recovery") or {}
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from search.data import read_text_file
-    from search.evaluators.pipeline import check_sizes, export
+    from search.cli.cmd_evaluate import policy_from_args
+    from search.evaluation import check_sizes, loaded_model
+    from search.export_candidate import export_candidate
     from search.memory import memory_report
-    from search.models import load_graph, load_model
+    from search.models import load_graph
 
+    recovery: dict = {}
     if args.study is not None:
-        ref, recipe, text, samples, seq_len = _from_study(args)
-        if args.calibration:
-            text = read_text_file(args.calibration)
+        ref, recipe, policy, recovery = _from_study(args)
     else:
         if args.candidate is not None:
             raise DeviceFitError("--candidate K needs the study it belongs to: search-cli export STUDY --candidate K")
         ref = args.model or "demo:minilm"
         graph = load_graph(ref)
         recipe = recipe_from_args(args, graph)  # bad input fails before the weights load
-        text = read_text_file(args.calibration) if args.calibration else None
-        samples, seq_len = args.samples, args.seq_len
-        check_sizes(graph, samples, seq_len)
+        policy = policy_from_args(args)
+        check_sizes(graph, policy.calib_rows, policy.seq_len)
     out = Path(args.out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DeviceFitError(f"output directory {str(out)!r} exists and is not empty; choose a new --out")
     # disable=None: the bar shows on a terminal only, so piped stderr carries nothing but errors
     with tqdm(total=2, desc="loading the model", file=sys.stderr, disable=None, leave=False,
               bar_format="{desc} [{n}/{total}] {elapsed}") as bar:
-        loaded = load_model(ref)
+        loaded = loaded_model(ref)
         recipe.resolve(loaded.graph)
         bar.set_description("compressing and writing")
         bar.update()
-        compressed = None
-        recovery, seed = getattr(args, "recovered", None) or ({}, 0)
-        if recovery.get("kept") == "recovered":
-            from search.recovery.stage import recovered_model
-
-            compressed = recovered_model(loaded, recipe, int(recovery["steps"]), text=text, samples=samples,
-                                         seq_len=seq_len, seed=seed)
-        export(loaded, recipe, out, compressed=compressed, text=text, samples=samples, seq_len=seq_len)
+        export_candidate(ref, recipe, out, policy=policy, recovery=recovery, loaded=loaded)
         bar.update()
     memory = memory_report(loaded.graph, recipe).total_bytes
     disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())

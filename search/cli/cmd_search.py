@@ -153,7 +153,7 @@ class _ProgressBar:
         return self
 
     def update(self, progress: Any) -> None:
-        self.bar.n = progress.done
+        self.bar.n = progress.completed
         self.bar.set_postfix(feasible=progress.feasible, front=progress.front_size,
                              full=progress.full_evaluations, refresh=False)
         self.bar.refresh()

@@ -31,8 +31,10 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 
 
-def export_compressed(loaded: Any, compressed_model: Any, recipe: Any, out_dir: str | Path) -> Path:
-    """Write the export directory atomically; returns its path. loaded: the LoadedModel it was made from."""
+def export_compressed(loaded: Any, compressed_model: Any, recipe: Any, out_dir: str | Path, *,
+                      extra_files: dict[str, str] | None = None) -> Path:
+    """Write the export directory atomically; returns its path. loaded: the LoadedModel it was made from;
+    extra_files: more text files to write beside the weights (name -> content)."""
     from safetensors.torch import save_file
 
     out = Path(out_dir).expanduser().resolve()
@@ -53,6 +55,8 @@ def export_compressed(loaded: Any, compressed_model: Any, recipe: Any, out_dir: 
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "source": loaded.ref, "aliases": aliases,
                 "tokenizer": tokenizer, "summary": recipe.summary()}
         (tmp / "devicefit.json").write_text(json.dumps(meta, indent=2) + "\n")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

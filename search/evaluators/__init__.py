@@ -1,2 +1,2 @@
 """How good a compressed model is: quality against the uncompressed teacher (quality.py),
-and the glue that applies a recipe and scores it (pipeline.py)."""
+(the path that applies a recipe and scores it is search/evaluation.py)."""

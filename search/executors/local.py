@@ -18,9 +18,9 @@ EvalFn = Callable[[EvalTask], EvalResult]
 
 
 def _default_evaluate(task: EvalTask) -> EvalResult:
-    from search.evaluate_task import evaluate
+    from search.evaluation import evaluate_task
 
-    return evaluate(task)
+    return evaluate_task(task)
 
 
 def _init_worker(threads: int) -> None:

@@ -88,10 +88,12 @@ def recover(teacher: LoadedModel, compressed_model: Any, recipe: CompressionConf
     graph = teacher.graph
     settings = settings or RecoverySettings.default_for(graph.is_causal)
     seq_len = 128 if batches is None else batches.shape[1]
-    if evaluator is None:
-        from search.evaluators.pipeline import evaluator_for
+    if evaluator is None:  # 16 rows of the default corpus's eval part, as a DataPolicy's default
+        from search.data import calibration_batches
+        from search.evaluators.quality import QualityEvaluator
 
-        evaluator = evaluator_for(teacher, None, 16, min(seq_len, graph.max_positions))
+        evaluator = QualityEvaluator(teacher, calibration_batches(
+            teacher.tokenizer, None, "eval", 16, min(seq_len, graph.max_positions)))
     if batches is None:
         batches = training_batches(teacher, min(seq_len, graph.max_positions))
     before = evaluator.evaluate(compressed_model)

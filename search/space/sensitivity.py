@@ -34,10 +34,10 @@ def probe_bits(space: RecipeSpace) -> int:
 
 
 def cache_path(spec: SearchSpec, space: RecipeSpace) -> Path:
-    from search.evaluate_task import proxy_samples
+    from search.evaluation import proxy_rows
 
     key = json.dumps({"model": _model_version(spec.model), "text": spec.calibration_text,
-                      "n": proxy_samples(spec), "seq_len": spec.seq_len, "granularity": spec.space.granularity,
+                      "n": proxy_rows(spec.data_policy), "seq_len": spec.seq_len, "granularity": spec.space.granularity,
                       "groups": [g.key for g in space.groups], "probe": probe_bits(space)}, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     return results_dir() / ".cache" / f"sensitivity-{digest}.json"

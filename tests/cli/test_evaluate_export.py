@@ -90,7 +90,8 @@ def test_evaluate_json_schema_for_a_causal_lm(capsys, llama_config):
                  "--samples", "4", "--seq-len", "32", "--json"])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"quality", "memory_bytes", "recipe"}
+    assert set(data) == {"quality", "memory_bytes", "recipe", "data"}
+    assert data["data"]["eval_rows"] == 4 and data["data"]["seq_len"] == 32
     assert set(data["quality"]) == {"kl", "perplexity"} and data["quality"]["kl"] > 0
     assert isinstance(data["memory_bytes"], int) and data["memory_bytes"] > 0
     assert data["recipe"]["layers"]["_default"]["bits"] == 4
@@ -116,7 +117,8 @@ def test_export_writes_a_model_that_loads_back_with_the_same_outputs(capsys, tmp
 
     import search
     from search.data import calibration_batches
-    from search.evaluators.pipeline import calibration_for
+    from search.data_policy import DataPolicy
+    from search.evaluation import calibration_rows
 
     out = tmp_path / "exported"
     assert main(["export", "--model", str(llama_config), "--bits", "4", "--group-size", "16",
@@ -125,7 +127,7 @@ def test_export_writes_a_model_that_loads_back_with_the_same_outputs(capsys, tmp
     assert info["out"] == str(out) and info["disk_bytes"] > 0
     again = search.load_compressed(out)  # through the public API
     loaded = search.load_model(str(llama_config))
-    rebuilt = search.apply(loaded.model, search.parse_recipe(info["recipe"]), calibration=calibration_for(loaded, None, 4, 32))
+    rebuilt = search.apply(loaded.model, search.parse_recipe(info["recipe"]), calibration=calibration_rows(loaded, DataPolicy(calib_rows=4, seq_len=32)))
     ids = calibration_batches(loaded.tokenizer, split="eval", n=2, seq_len=32)
     with torch.no_grad():
         assert torch.equal(again.model(ids).logits, rebuilt(ids).logits)

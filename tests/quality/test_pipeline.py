@@ -1,6 +1,7 @@
-"""The apply-and-score pipeline behind search-cli evaluate and search.evaluate."""
+"""The one evaluation path (search/evaluation.py) behind the search, search-cli evaluate and search.evaluate."""
 
-from search.evaluators.pipeline import evaluate_recipe, needs_calibration
+from search.data_policy import DataPolicy
+from search.evaluation import evaluate_recipe, needs_calibration
 from search.memory import model_bytes
 from search.recipe import CompressionConfig
 
@@ -15,7 +16,8 @@ def test_only_activation_aware_recipes_need_calibration_data():
 
 def test_evaluate_recipe_reports_exact_memory_of_the_built_model(tiny_llama):
     recipe = CompressionConfig.uniform(bits=4, group_size=16, width=0.5)
-    result = evaluate_recipe(tiny_llama, recipe, samples=2, seq_len=32)
+    result = evaluate_recipe(tiny_llama, recipe, DataPolicy(eval_rows=2, calib_rows=2, seq_len=32))
     assert result.memory_bytes == model_bytes(result.compressed)
     assert set(result.quality) == {"kl", "perplexity"} and result.quality["kl"] > 0
     assert result.as_json()["recipe"]["width"]["mlp"] == 0.5
+    assert result.as_json()["data"] == {"text": None, "calib_rows": 2, "eval_rows": 2, "seq_len": 32, "seed": 0}

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from search.evaluate_task import evaluate
+from search.evaluation import evaluate_task as evaluate
 from search.executor import EvalTask
 from search.recipe import CompressionConfig
 from search.recovery.in_search import expected_gain, worth_recovering
@@ -58,11 +58,13 @@ def test_export_writes_the_recovered_weights(tiny_llama, tmp_path):
 
     from search.compress import apply
     from search.compress.export import load_compressed
-    from search.evaluators.pipeline import export
-    from search.recovery.stage import recovered_model
+    from search.data_policy import DataPolicy
+    from search.evaluation import build
+    from search.export_candidate import export
 
     recipe = CompressionConfig.uniform(bits=2, group_size=32)
-    model = recovered_model(tiny_llama, recipe, 4, samples=4, seq_len=32)
+    model = build(tiny_llama, recipe, DataPolicy(eval_rows=4, calib_rows=4, seq_len=32),
+                  recovery={"kept": "recovered", "steps": 4})
     plain = apply(tiny_llama.model, recipe)
     out = export(tiny_llama, recipe, tmp_path / "out", compressed=model)
     reloaded = load_compressed(out).model

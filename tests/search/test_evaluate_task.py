@@ -1,6 +1,7 @@
 import pytest
 
-from search.evaluate_task import evaluate, proxy_samples
+from search.evaluation import evaluate_task as evaluate
+from search.evaluation import proxy_rows
 from search.executor import EvalTask
 from search.recipe import CompressionConfig
 
@@ -10,7 +11,8 @@ def test_evaluate_proxy_and_full(tiny_spec):
     recipe = CompressionConfig.uniform(bits=4, group_size=32)
     proxy = evaluate(EvalTask(study="t", trial=0, stage="proxy", spec=spec, recipe=recipe))
     full = evaluate(EvalTask(study="t", trial=0, stage="full", spec=spec, recipe=recipe))
-    assert proxy.extra["samples"] == proxy_samples(spec) == 2 and full.extra["samples"] == 8
+    assert proxy.extra["samples"] == proxy_rows(spec.data_policy) == 2 and full.extra["samples"] == 8
+    assert full.extra["data"] == spec.data_policy.record()  # recorded with every trial
     assert proxy.key == "t:0:proxy" and full.quality["kl"] > 0 and full.memory_bytes > 0
     assert full.latency_ms is None  # predicted by the engine, not measured, unless spec.measure
     same = evaluate(EvalTask(study="t", trial=1, stage="full", spec=spec, recipe=CompressionConfig()))

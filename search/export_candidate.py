@@ -1,0 +1,94 @@
+"""Ship a candidate: rebuild it through the one evaluation path and write it in a runtime's format;
+score an export from disk with the data policy it was scored with.
+
+``export_candidate`` is what ``search-cli export``, the service's downloads and the Python API call:
+the model it writes is built by ``search.evaluation.build`` from (model, recipe, data policy, recorded
+recovery), exactly as the search built the model it scored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from search.data_policy import DataPolicy
+from search.errors import DeviceFitError
+from search.evaluation import Evaluation, build, loaded_model, score
+from search.recipe import CompressionConfig, parse_recipe
+
+POLICY_FILE = "data_policy.json"  # beside a devicefit export: how its quality was scored
+
+
+def export_candidate(model_ref: str, recipe: CompressionConfig, out_dir: str | os.PathLike, *,
+                     policy: DataPolicy | None = None, recovery: dict[str, Any] | None = None,
+                     format: str = "devicefit", loaded: Any = None, compressed: Any = None) -> Path:
+    """Build the candidate (unless ``compressed`` is given) and write it to ``out_dir`` in ``format``.
+
+    ``loaded`` defaults to the process-wide cached model of ``model_ref``.
+    """
+    from search.compress.export import export_compressed
+
+    policy = policy or DataPolicy()
+    loaded = loaded or loaded_model(model_ref)
+    recipe.resolve(loaded.graph)
+    if format != "devicefit":
+        raise DeviceFitError(f"export format {format!r} is not available; use devicefit")
+    if compressed is None:
+        compressed = build(loaded, recipe, policy, recovery)
+    out = export_compressed(loaded, compressed, recipe, out_dir,
+                            extra_files={POLICY_FILE: json.dumps(policy.record(), indent=2) + "\n"})
+    return out
+
+
+def export_source(ref: str) -> str | None:
+    """The model a devicefit export was made from (its devicefit.json "source"), or None if ref is no export."""
+    path = Path(ref).expanduser()
+    meta = path / "devicefit.json"
+    if not (path.is_dir() and meta.is_file() and (path / "recipe.json").is_file()):
+        return None
+    try:
+        source = json.loads(meta.read_text()).get("source")
+    except json.JSONDecodeError:
+        raise DeviceFitError(f"{str(meta)!r} is not valid JSON; is {ref!r} a complete devicefit export?") from None
+    if not source:
+        raise DeviceFitError(f"export {ref!r} does not record the model it was made from; evaluate that model "
+                             "with the export's recipe.json instead (--model SOURCE --recipe recipe.json)")
+    return str(source)
+
+
+def recorded_policy(ref: str) -> DataPolicy | None:
+    """The data policy an export was scored with (None for exports that predate the record)."""
+    path = Path(ref).expanduser() / POLICY_FILE
+    if not path.is_file():
+        return None
+    try:
+        return DataPolicy.from_record(json.loads(path.read_text()))
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise DeviceFitError(f"{str(path)!r} is not a valid data policy: {exc}") from None
+
+
+def evaluate_export(ref: str, policy: DataPolicy | None = None, *, progress: bool = False) -> Evaluation:
+    """Quality of a saved export against the model it was made from, on ``policy`` (default: the one the
+    export records, so the number reproduces the search's), and its exact memory."""
+    from search.memory import memory_report
+    from search.models import load_model
+
+    source = export_source(ref)
+    if source is None:
+        raise DeviceFitError(f"{ref!r} is not a devicefit export (no devicefit.json and recipe.json)")
+    policy = policy or recorded_policy(ref) or DataPolicy()
+    recipe = parse_recipe((Path(ref).expanduser() / "recipe.json").read_text())
+    teacher = loaded_model(source)
+    student = load_model(ref).model
+    quality = score(teacher, student, policy, progress=progress)
+    return Evaluation(recipe=recipe, policy=policy, quality=quality,
+                      memory_bytes=int(memory_report(teacher.graph, recipe).total_bytes), compressed=student)
+
+
+def export(loaded: Any, recipe: CompressionConfig, out_dir: str | os.PathLike, *, compressed: Any = None,
+           policy: DataPolicy | None = None, format: str = "devicefit") -> Path:
+    """The Python API's form: export ``loaded`` compressed by ``recipe`` (``compressed`` when already built)."""
+    return export_candidate(loaded.ref, recipe, out_dir, policy=policy, format=format, loaded=loaded,
+                            compressed=compressed)
