@@ -39,16 +39,27 @@ def _fp16(v: np.ndarray) -> np.ndarray:
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b, 0 where b == 0 (used on per-sub-block arrays only)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(b != 0, a / np.where(b != 0, b, 1), np.float32(0)).astype(np.float32)
 
 
-def _sym_codes(x: np.ndarray, s: np.ndarray, qmin: int, qmax: int) -> np.ndarray:
-    return np.clip(np.rint(_div(x, s)), qmin, qmax)
+def _codes(x: np.ndarray, scale: np.ndarray, lo: int, hi: int, offset: np.ndarray | None = None) -> np.ndarray:
+    """Nearest codes clamp(round((x + offset) / scale), lo, hi); a zero scale gives code 0 (or lo)."""
+    t = x + offset if offset is not None else x.copy()
+    t *= _div(np.float32(1), scale)
+    np.rint(t, out=t)
+    return np.clip(t, lo, hi, out=t)
 
 
-def _sq_err(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    return ((x - w) ** 2).sum(axis=-1)
+def _sq_err(x: np.ndarray, scale: np.ndarray, q: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
+    """Per sub-block sum of (x - (scale q - offset))^2."""
+    r = q * scale
+    if offset is not None:
+        r -= offset
+    r -= x
+    np.square(r, out=r)
+    return r.sum(axis=-1)
 
 
 class _Best:
@@ -78,10 +89,10 @@ def fit_symmetric(x: np.ndarray, sub: int, qmax: int, sc_max: int) -> Fit:
     scale = _Best()
     for factor in _SYM_GRID:
         s = peak / np.float32(qmin * factor)
-        q = _sym_codes(xs, s, qmin, qmax)
+        q = _codes(xs, s, qmin, qmax)
+        scale.offer(_sq_err(xs, s, q), s=s)
         refit = _div((xs * q).sum(-1, keepdims=True), (q * q).sum(-1, keepdims=True))  # least squares
-        for cand in (s, refit):
-            scale.offer(_sq_err(xs, cand * _sym_codes(xs, cand, qmin, qmax)), s=cand)
+        scale.offer(_sq_err(xs, refit, _codes(xs, refit, qmin, qmax)), s=refit)
     s = scale.values["s"][..., 0]
     big = np.take_along_axis(s, np.abs(s).argmax(axis=1, keepdims=True), axis=1)
     d = _fp16(big / np.float32(sc_min))
@@ -90,13 +101,9 @@ def fit_symmetric(x: np.ndarray, sub: int, qmax: int, sc_max: int) -> Fit:
     for sc in (np.floor(ratio), np.ceil(ratio)):  # the integer sub-scale whose reconstruction is closer
         sc = np.clip(sc, sc_min, sc_max)
         eff = (d * sc)[..., None]
-        q = _sym_codes(xs, eff, qmin, qmax)
-        stored.offer(_sq_err(xs, eff * q), sc=sc, q=q)
+        q = _codes(xs, eff, qmin, qmax)
+        stored.offer(_sq_err(xs, eff, q), sc=sc, q=q)
     return Fit(d=d, sc=stored.values["sc"].astype(np.int32), q=stored.values["q"].reshape(n, -1).astype(np.int32))
-
-
-def _asym_codes(x: np.ndarray, a: np.ndarray, b: np.ndarray, qmax: int) -> np.ndarray:
-    return np.clip(np.rint(_div(x + b, a)), 0, qmax)
 
 
 def fit_with_min(x: np.ndarray, sub: int, qmax: int, int_max: int) -> Fit:
@@ -105,22 +112,21 @@ def fit_with_min(x: np.ndarray, sub: int, qmax: int, int_max: int) -> Fit:
     xs = x.reshape(n, -1, sub)
     lo = np.minimum(xs.min(-1, keepdims=True), 0)
     span = xs.max(-1, keepdims=True) - lo
-    count = np.float32(sub)
+    count, sx = np.float32(sub), xs.sum(-1, keepdims=True)
     scale = _Best()
     for factor in _ASYM_GRID:
         a0 = span / np.float32(qmax) * factor
-        q = _asym_codes(xs, a0, -lo, qmax)
+        q = _codes(xs, a0, 0, qmax, -lo)
+        scale.offer(_sq_err(xs, a0, q, -lo), a=a0, b=-lo)
         # least squares x ~ a q + c with c = -b <= 0 (the range must contain 0)
-        sq, sqq = q.sum(-1, keepdims=True), (q * q).sum(-1, keepdims=True)
-        sx, sxq = xs.sum(-1, keepdims=True), (xs * q).sum(-1, keepdims=True)
+        sq, sqq, sxq = q.sum(-1, keepdims=True), (q * q).sum(-1, keepdims=True), (xs * q).sum(-1, keepdims=True)
         a = _div(count * sxq - sq * sx, count * sqq - sq * sq)
         c = (sx - a * sq) / count
         free = c > 0
         a = np.where(free, _div(sxq, sqq), a)
-        c = np.where(free, 0, c)
+        b = np.where(free, np.float32(0), -c)
         a = np.where(a > 0, a, a0)
-        for ca, cb in ((a0, -lo), (a, -c)):
-            scale.offer(_sq_err(xs, ca * _asym_codes(xs, ca, cb, qmax) - cb), a=ca, b=cb)
+        scale.offer(_sq_err(xs, a, _codes(xs, a, 0, qmax, b), b), a=a, b=b)
     a, b = scale.values["a"][..., 0], scale.values["b"][..., 0]
     d = _fp16(a.max(axis=1, keepdims=True) / np.float32(int_max))
     dmin = _fp16(b.max(axis=1, keepdims=True) / np.float32(int_max))
@@ -130,8 +136,8 @@ def fit_with_min(x: np.ndarray, sub: int, qmax: int, int_max: int) -> Fit:
         for m_raw in (np.floor(rb), np.ceil(rb)):
             sc, m = np.clip(sc_raw, 0, int_max), np.clip(m_raw, 0, int_max)
             eff_a, eff_b = (d * sc)[..., None], (dmin * m)[..., None]
-            q = _asym_codes(xs, eff_a, eff_b, qmax)
-            stored.offer(_sq_err(xs, eff_a * q - eff_b), sc=sc, m=m, q=q)
+            q = _codes(xs, eff_a, 0, qmax, eff_b)
+            stored.offer(_sq_err(xs, eff_a, q, eff_b), sc=sc, m=m, q=q)
     v = stored.values
     return Fit(d=d, sc=v["sc"].astype(np.int32), q=v["q"].reshape(n, -1).astype(np.int32), dmin=dmin,
                m=v["m"].astype(np.int32))
