@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from search.recipe import CompressionConfig
     from search.space.graph import LayerInfo, ModelGraph
 
-GATED_MLP_FAMILIES = ("llama", "qwen2")
 
 
 @dataclass(slots=True)
@@ -91,7 +90,7 @@ def predict_latency(graph: ModelGraph, recipe: CompressionConfig, workload: Work
         ops.append(model.elementwise(block, recipe))
     ops.append(model.forward_overhead())
     total = sum(op.time_ms for op in ops)
-    kv_bytes = model.kv_cache_bytes(recipe, len(blocks))
+    kv_bytes = model.kv_cache_bytes(recipe, blocks)
     other_bytes = _other_bytes(graph, recipe, blocks)
     per_token = {"encode": None, "prefill": workload.tokens * workload.batch,
                  "decode": workload.batch}[workload.kind]
@@ -183,12 +182,17 @@ class _Costs:
         g, w = self.g, self.w
         heads, kv = g.kept_heads(recipe.width.heads), g.kept_kv_heads(recipe.width.heads)
         hd = g.head_dim
+        # (query, key) pairs scored: a sliding-window block sees at most its window
         if w.kind == "decode":
-            ctx, rows, causal = w.tokens, 1, 1.0
+            ctx, rows = g.attention_span(block, w.tokens), 1
+            pairs = float(ctx)
         else:
             ctx, rows = w.tokens, w.tokens
-            causal = 0.5 if w.kind == "prefill" else 1.0  # causal kernels skip the masked half
-        flops = 4.0 * w.batch * heads * rows * ctx * hd * causal
+            # causal kernels skip the masked half
+            pairs = g.causal_pairs(block, w.tokens) if w.kind == "prefill" else float(w.tokens * w.tokens)
+        flops = 4.0 * w.batch * heads * pairs * hd
+        if g.attn_softcap:  # Gemma 2: divide, tanh, multiply on every score
+            flops += 3.0 * w.batch * heads * pairs
         moved = w.batch * (2 * rows * heads * hd + 2 * ctx * kv * hd) * self.act  # q, out; K and V (cache)
         measured = self.p.measured
         rate = (measured.attention_gflops * 1e9 if measured else
@@ -214,16 +218,20 @@ class _Costs:
     def forward_overhead(self) -> LayerLatency:
         g, rows = self.g, self.rows
         moved = float(rows * g.hidden_size * self.act * 2)  # embedding rows read, final norm
+        if g.final_softcap:  # Gemma 2: one more pass over the logits (tanh soft-cap)
+            last_only = self.w.kind == "prefill" and self.p.prefill_logits == "last"
+            moved += 2.0 * (self.w.batch if last_only else rows) * g.vocab_size * self.act
         measured = self.p.measured
         forward_us = _by_family(measured.forward_us, g.family, self.w.kind) if measured else self.p.overheads.forward_us
         overhead = forward_us * 1e-6 * self.p.efficiency.overhead
         return _op("forward", "forward", None, 0.0, moved, 0.0, moved / self.bandwidth, overhead)
 
-    def kv_cache_bytes(self, recipe: CompressionConfig, blocks: int) -> float:
+    def kv_cache_bytes(self, recipe: CompressionConfig, blocks: list[int]) -> float:
         if self.w.kind == "encode" or not self.g.is_causal:
             return 0.0
         kv = self.g.kept_kv_heads(recipe.width.heads)
-        return 2.0 * blocks * self.w.batch * self.w.tokens * kv * self.g.head_dim * self.act
+        tokens = sum(self.g.attention_span(b, self.w.tokens) for b in blocks)  # a sliding block keeps its window
+        return 2.0 * tokens * self.w.batch * kv * self.g.head_dim * self.act
 
     # ---- helpers --------------------------------------------------------------
     def _storage_setting(self, setting: LayerCompression) -> LayerCompression:
@@ -305,9 +313,11 @@ def _embedding_param(graph: ModelGraph):
 
 def elementwise_elements(graph: ModelGraph, rows: int, mlp_fraction: float) -> int:
     """Activation elements one block's glue touches: norms, residuals and rotary on the hidden state
-    (about ten passes), the MLP activation on its neurons (three passes gated, two otherwise)."""
-    gated = graph.family in GATED_MLP_FAMILIES
-    return rows * (10 * graph.hidden_size + (3 if gated else 2) * graph.kept_neurons(mlp_fraction))
+    (about ten passes), the MLP activation on its neurons (three passes gated, two otherwise), and two
+    passes per further norm (Gemma's sandwich norms, q/k norms)."""
+    gated = graph.fam.gated_mlp
+    return rows * (10 * graph.hidden_size + (3 if gated else 2) * graph.kept_neurons(mlp_fraction)
+                   + 2 * graph.extra_norm_width)
 
 
 def _op(name: str, kind: str, block: int | None, flops: float, moved: float, compute_s: float,
