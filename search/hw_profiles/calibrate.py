@@ -8,8 +8,12 @@ tokens), ``tg@N`` / ``pp@N`` for other lengths, or a workload (``encode:128``,
 ``decode:512``) whose ``value`` is milliseconds.
 
 The fit minimises sum (log predicted - log measured)^2 plus a small pull of each
-log factor towards its current value, so factors the data cannot tell apart (one
-decode row says little about compute) stay where the data sheet put them.
+log factor towards its current value. By default only the factors the rows can
+identify are fitted (``identifiable_factors``): batch-1 decode streams every weight
+once per token, so decode rows identify the memory factor; prompt / encode rows
+multiply matrices of many rows and identify compute. Overheads and dequantisation
+are never identified by tokens/s rows of one or two models, so they keep their
+data-sheet values instead of absorbing the residual of one point.
 """
 
 from __future__ import annotations
@@ -159,7 +163,7 @@ def fit(profile: DeviceProfile, cases: list[Case], factors: tuple[str, ...] = FA
 
     theta, damping = np.clip(start, lo, hi), 1e-3
     r = residuals(theta)
-    for _ in range(iterations):
+    for _ in range(iterations if factors else 0):
         jac = np.empty((r.size, theta.size))
         for j in range(theta.size):
             step = np.zeros_like(theta)
@@ -184,9 +188,32 @@ def fit(profile: DeviceProfile, cases: list[Case], factors: tuple[str, ...] = FA
     return fitted.model_copy(update={"calibration": stats})
 
 
+def sensitivities(profile: DeviceProfile, cases: list[Case], step: float = 0.01) -> np.ndarray:
+    """[case, factor] d log(predicted time) / d log(factor), by a small step down (efficiencies may sit at 1)."""
+    base = np.log([predict_latency(c.graph, c.recipe, c.workload, profile).total_ms for c in cases])
+    out = np.empty((len(cases), len(FACTORS)))
+    for j, f in enumerate(FACTORS):
+        moved = with_factors(profile, {f: getattr(profile.efficiency, f) * math.exp(-step)})
+        out[:, j] = (np.log([predict_latency(c.graph, c.recipe, c.workload, moved).total_ms for c in cases])
+                     - base) / -step
+    return out
+
+
+def identifiable_factors(cases: list[Case]) -> tuple[str, ...]:
+    """Factors the cases identify: memory from decode rows, compute from prompt / encode rows."""
+    if not cases:
+        raise SpecError("no measurements to calibrate against")
+    kinds = {c.workload.kind for c in cases}
+    return tuple(f for f, needs in (("compute", {"prefill", "encode"}), ("memory", {"decode"})) if kinds & needs)
+
+
 def calibrated(profile: DeviceProfile, cases: list[Case], source: str,
-               factors: tuple[str, ...] = FACTORS) -> DeviceProfile:
-    """A new version of the profile fitted to `cases`, naming the measurements among its sources."""
+               factors: tuple[str, ...] | None = FACTORS) -> DeviceProfile:
+    """A new version of the profile fitted to `cases`, naming the measurements among its sources.
+
+    factors=None fits only the identifiable ones."""
+    if factors is None:
+        factors = identifiable_factors(cases)
     fitted = fit(profile, cases, factors)
     note = f"calibrated against {source} ({len(cases)} rows)"
     sources = tuple(s for s in fitted.sources if not s.startswith("calibrated against ")) + (note,)

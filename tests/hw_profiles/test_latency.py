@@ -91,14 +91,15 @@ def test_unsupported_bits_run_in_the_next_format():
 
 
 def test_dequantization_costs_compute_on_weak_cpus():
-    """On a Pi 4 going from 8 to 4 bits gains less than the byte ratio; on a GPU nearly all of it."""
-    def gain(device):
+    """On a Pi 4 (no dot-product instructions: a separate unpacking pass) going from 8 to 2 bits gains less than
+    the byte ratio, because unpacking becomes the bound; on a GPU nearly all of it."""
+    def gain(device, low):
         p = load_profile(device)
-        t8, t4 = (predict_latency(LLAMA_7B, CompressionConfig.uniform(bits=b, group_size=32, symmetric=True),
-                                  "decode:128", p).total_ms for b in (8, 4))
-        return t8 / t4
-    assert gain("rpi4") < gain("apple-m2")
-    assert gain("apple-m2") > 1.6  # bytes: 8.5 -> 4.5 bits per weight
+        t8, t_low = (predict_latency(LLAMA_7B, CompressionConfig.uniform(bits=b, group_size=32, symmetric=True),
+                                     "decode:128", p).total_ms for b in (8, low))
+        return t8 / t_low
+    assert gain("rpi4", 2) < 0.8 * gain("apple-m2", 2)
+    assert gain("apple-m2", 4) > 1.6  # bytes: 8.5 -> 4.5 bits per weight
 
 
 def test_width_depth_rank_change_the_shapes():
