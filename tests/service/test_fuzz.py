@@ -1,8 +1,14 @@
 """Property-based fuzzing of the OpenAPI schema (schemathesis, in-process, no broker).
 
 Every operation gets schema-valid and schema-violating requests. Whatever comes
-in, the answer is never a 5xx, and a refused input is a 4xx whose message leads
-with the field it is about. Deterministic (derandomized Hypothesis) and fast.
+in, the answer is never a 5xx, a refused input is a 4xx whose message leads
+with the field it is about, and every schemathesis check holds (status codes,
+content types, headers and bodies as documented, schema-violating data refused,
+405 with a full Allow header) except one: "schema-valid data is accepted". A
+SearchSpec can be valid and still refused on principle with a 400 and the reason
+(an unknown device, a budget no recipe meets, a field the server chooses, a
+limit of this server), which no JSON schema can express. Deterministic
+(derandomized Hypothesis); about 1,500 requests, so marked slow.
 """
 
 from __future__ import annotations
@@ -10,23 +16,27 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service.db import migrate
 from service.main import create_app
 from tests.service.conftest import TINY, make_settings
 
 # per operation and generation mode; POST /search, the door for user input, gets the most
-EXAMPLES = {"POST /search": 160}
-DEFAULT_EXAMPLES = 25
-MIN_REQUESTS = 500
+EXAMPLES = {"POST /search": 300}
+DEFAULT_EXAMPLES = 60
+MIN_REQUESTS = 1000
 # a schema error leads with where it is ("body.budget.max_latency: ..."); a refusal with the field ("model: ...")
 SCHEMA_ERROR = re.compile(r"^(body|query|path|header|cookie)\b.*?: \S")
 REFUSAL = re.compile(r"^\w+: \S")
 
 
+@pytest.mark.slow
 def test_fuzzed_requests_never_5xx_and_refusals_name_the_field(tmp_path):
     app = create_app(make_settings(tmp_path))
     migrate(app.state.services.engine)
@@ -45,7 +55,7 @@ def test_fuzzed_requests_never_5xx_and_refusals_name_the_field(tmp_path):
     assert not problems, "\n".join(problems[:10])
     print(f"{total} fuzzed requests:", dict(sorted(outcomes.items())))
     # the fuzzer did reach the interesting places: accepted submissions and each kind of refusal
-    assert calls["POST /search"] >= 200
+    assert calls["POST /search"] >= 400
     assert outcomes["POST /search 202"] and outcomes["POST /search 400"] and outcomes["POST /search 422"], outcomes
 
 
@@ -60,6 +70,10 @@ def _fuzz(operation, mode, calls: Counter[str], outcomes: Counter[str], problems
         calls[label] += 1
         outcomes[f"{label} {response.status_code}"] += 1
         problem = _judge(response)
+        try:
+            case.validate_response(response, excluded_checks=[positive_data_acceptance])
+        except BaseExceptionGroup as exc:  # schemathesis' FailureGroup: the checks that failed
+            problem = (problem or "") + f" check failed: {str(exc).strip()[:600]}"
         if problem:
             problems.append(f"{problem}: {case.as_curl_command()}")
 
