@@ -65,6 +65,8 @@ class SearchSpace(_Frozen):
     group_sizes: tuple[int, ...] = (32, 128)
     sparsity: tuple[float, ...] = (0.0, 0.25, 0.5)
     sparsity_patterns: tuple[Literal["unstructured", "2:4", "channel"], ...] = ("unstructured", "2:4")
+    sparsity_score: Literal["magnitude", "wanda"] = Field(
+        "magnitude", description="how pruned weights are chosen: |W|, or Wanda's |W|*||x|| (calibration data)")
     ranks: tuple[float, ...] = Field((1.0, 0.5, 0.25), description="fractions of full rank; 1.0 = not factorised")
     width: tuple[float, ...] = (1.0, 0.75, 0.5)
     depth: tuple[float, ...] = Field((1.0, 0.83, 0.67, 0.5), description="fractions of blocks kept")

@@ -151,6 +151,7 @@ class RecipeSpace:
             rank = self._get(params, f"{group.label}.rank", s.ranks[0] if "rank" in s.axes else 1.0)
             layers[group.key] = LayerCompression(
                 bits=bits, group_size=group_size, sparsity=fraction, sparsity_pattern=pattern,
+                sparsity_score=s.sparsity_score if fraction > 0 else "magnitude",
                 rank=None if rank >= 1.0 else float(rank))
         layers = _fold_common_setting(layers)
         width = Width(mlp=self._get(params, "width.mlp", s.width[0] if "width" in s.axes else 1.0),
