@@ -32,7 +32,6 @@ from search.hw_profiles.calibrate import (  # noqa: E402
     sensitivities,
     with_factors,
 )
-from search.hw_profiles.latency import predict_latency  # noqa: E402
 from search.hw_profiles.profile import DATA_DIR, DeviceProfile  # noqa: E402
 
 CSV = DATA_DIR / "calibration.csv"
@@ -71,8 +70,8 @@ def main() -> None:
                          "sensitivity": {c.label.split(" ", 1)[1]: dict(zip(FACTORS, map(float, s), strict=True))
                                          for c, s in zip(cases, sens, strict=True)}})
         for case in cases:
-            b = predict_latency(case.graph, case.recipe, case.workload, before).total_ms
-            a = predict_latency(case.graph, case.recipe, case.workload, after).total_ms
+            b = case.predict_ms(before)
+            a = case.predict_ms(after)
             _, dev, model, quant, metric = case.label.split(" ")
             rows.append({"device": dev, "model": model, "quant": quant, "metric": metric,
                          "published": rate(case, case.measured_ms), "before": rate(case, b), "after": rate(case, a),

@@ -12,6 +12,7 @@ import argparse
 import json
 
 from search.cli.recipe_args import add_recipe_args, recipe_from_args
+from search.errors import SpecError
 from search.units import format_bytes, format_ms
 
 
@@ -34,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="build the compressed model and time it on this machine instead of predicting")
     p.add_argument("--repeats", type=int, default=20, help="timed runs with --measure (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first with --measure (default 3)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads with --measure (default 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads: the runtime's (llama.cpp -t) on a CPU profile, default the profile's own "
+                        "(fewer threads, less compute; more add nothing); torch threads with --measure (default 1)")
     p.set_defaults(func=run)
 
 
@@ -45,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from search.workload import Workload
 
     profile = load_profile(args.device)
+    if args.threads is not None and args.threads < 1:
+        raise SpecError(f"--threads {args.threads} must be at least 1")
+    if not args.measure:
+        profile = profile.with_threads(args.threads)
     graph = load_graph(args.model)
     workload = Workload.parse(args.workload or ("decode:512" if graph.is_causal else "encode:128"))
     recipe = recipe_from_args(args, graph)

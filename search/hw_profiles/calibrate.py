@@ -51,6 +51,10 @@ class Case:
     recipe: CompressionConfig
     workload: Workload
     measured_ms: float
+    threads: int | None = None  # CPU threads of the measurement (None: the profile's own)
+
+    def predict_ms(self, profile: DeviceProfile) -> float:
+        return predict_latency(self.graph, self.recipe, self.workload, profile.with_threads(self.threads)).total_ms
 
 
 def read_measurements(path: str | Path, device: str | None = None) -> list[Case]:
@@ -77,7 +81,20 @@ def row_case(row: dict[str, str], label: str) -> Case:
     recipe = recipe_for_format(graph, row.get("quant", ""), row.get("bpw", ""))
     workload, measured_ms = _metric(row["metric"].strip(), row["value"], label)
     return Case(label=f"{label} {row.get('device', '')} {row['model']} {row.get('quant', '')} {row['metric']}",
-                graph=graph, recipe=recipe, workload=workload, measured_ms=measured_ms)
+                graph=graph, recipe=recipe, workload=workload, measured_ms=measured_ms,
+                threads=_threads(row.get("threads"), label))
+
+
+def _threads(text: str | None, label: str) -> int | None:
+    """The row's thread count; empty or 0 (GPU runs, unknown) means the profile's own."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise SpecError(f"{label}: threads {text!r} is not a whole number") from None
+    return n if n > 0 else None
 
 
 def _metric(metric: str, value: str, label: str) -> tuple[Workload, float]:
@@ -140,7 +157,7 @@ def with_factors(profile: DeviceProfile, values: dict[str, float]) -> DeviceProf
 
 def errors(profile: DeviceProfile, cases: list[Case]) -> list[float]:
     """Relative errors (predicted / measured - 1) of each case."""
-    return [predict_latency(c.graph, c.recipe, c.workload, profile).total_ms / c.measured_ms - 1 for c in cases]
+    return [c.predict_ms(profile) / c.measured_ms - 1 for c in cases]
 
 
 def fit(profile: DeviceProfile, cases: list[Case], factors: tuple[str, ...] = FACTORS,
@@ -158,7 +175,7 @@ def fit(profile: DeviceProfile, cases: list[Case], factors: tuple[str, ...] = FA
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         prof = with_factors(profile, {f: float(math.exp(t)) for f, t in zip(factors, theta, strict=True)})
-        pred = np.log([predict_latency(c.graph, c.recipe, c.workload, prof).total_ms for c in cases])
+        pred = np.log([c.predict_ms(prof) for c in cases])
         return np.concatenate([pred - measured, math.sqrt(PRIOR_WEIGHT) * (theta - start)])
 
     theta, damping = np.clip(start, lo, hi), 1e-3
@@ -190,12 +207,11 @@ def fit(profile: DeviceProfile, cases: list[Case], factors: tuple[str, ...] = FA
 
 def sensitivities(profile: DeviceProfile, cases: list[Case], step: float = 0.01) -> np.ndarray:
     """[case, factor] d log(predicted time) / d log(factor), by a small step down (efficiencies may sit at 1)."""
-    base = np.log([predict_latency(c.graph, c.recipe, c.workload, profile).total_ms for c in cases])
+    base = np.log([c.predict_ms(profile) for c in cases])
     out = np.empty((len(cases), len(FACTORS)))
     for j, f in enumerate(FACTORS):
         moved = with_factors(profile, {f: getattr(profile.efficiency, f) * math.exp(-step)})
-        out[:, j] = (np.log([predict_latency(c.graph, c.recipe, c.workload, moved).total_ms for c in cases])
-                     - base) / -step
+        out[:, j] = (np.log([c.predict_ms(moved) for c in cases]) - base) / -step
     return out
 
 

@@ -91,6 +91,9 @@ class DeviceProfile(_Strict):
     kind: Literal["cpu", "gpu"]
     compute_unit: str = Field(description="the compute the runtime uses, e.g. '4x Cortex-A76 @ 2.4 GHz'")
     runtime: str = Field(description="the runtime modelled, e.g. 'llama.cpp (CPU, 4 threads)'")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads the runtime runs (llama.cpp -t); the compute peaks count that many "
+                                "cores. null: a GPU runtime, or a measured host")
     peak_gflops: dict[Dtype, float] = Field(description="dense peak throughput per dtype (GFLOP/s or GOP/s)")
     compute_dtype: Dtype = Field(description="dtype 16-bit layers compute in")
     quant_compute_dtype: Dtype = Field(description="dtype quantized layers compute in (after unpacking)")
@@ -132,6 +135,16 @@ class DeviceProfile(_Strict):
     def peak(self, dtype: str) -> float:
         """Peak GFLOP/s of a dtype; a missing dtype runs at the slowest listed one (emulated)."""
         return self.peak_gflops.get(dtype, min(self.peak_gflops.values()))
+
+    def with_threads(self, threads: int | None) -> DeviceProfile:
+        """The profile running `threads` CPU threads: compute peaks scale with the cores in use, up to the
+        profile's own count (more threads than the cores it models add nothing). Bandwidth is not scaled: a
+        few cores already draw most of it on these devices, and no shipped data says how much."""
+        if threads is None or self.threads is None or threads >= self.threads:
+            return self
+        scale = threads / self.threads
+        return self.model_copy(update={"threads": threads,
+                                       "peak_gflops": {k: v * scale for k, v in self.peak_gflops.items()}})
 
     def storage_bits(self, bits: int) -> int:
         """Bits the runtime actually stores: the smallest supported format holding `bits`."""
