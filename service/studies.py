@@ -1,8 +1,8 @@
 """Reading a job's trials straight from its Optuna study (never copied into the jobs table).
 
 Finished trials never change, so each job keeps what it already folded in: the
-storage is read through Optuna's caching layer (only unfinished trials are
-fetched again), each completed trial becomes a Candidate once, and the front
+storage is read through the service's own read model (trial_log.py, Optuna's
+public API: only unfinished and new trials are fetched again), each completed trial becomes a Candidate once, and the front
 is updated from the previous front plus the new candidates (a point dominated
 once stays dominated). A job's view is reused for VIEW_TTL_S while it runs and
 for good once it finished.
@@ -20,6 +20,7 @@ from search.spec import SearchSpec
 from service.breakdown import graph_of
 from service.schemas import CandidateSummary, Progress
 from service.tables import FINISHED, Job
+from service.trial_log import TrialLog
 from service.views import progress_of
 
 VIEW_TTL_S = 0.5
@@ -52,6 +53,7 @@ class Studies:
         self._storages: dict[str, Any] = {}
         self._cache: OrderedDict[str, tuple[tuple, float, StudyView]] = OrderedDict()
         self._folded: OrderedDict[str, _Folded] = OrderedDict()
+        self._logs: OrderedDict[str, TrialLog] = OrderedDict()  # job id -> its trials read so far
         self._lock = threading.Lock()
         self._job_locks: dict[str, threading.Lock] = {}
 
@@ -60,13 +62,7 @@ class Studies:
             if url not in self._storages:
                 from search.study import make_storage
 
-                rdb = make_storage(url)
-                try:  # Optuna's own cache: finished trials are read once
-                    from optuna.storages._cached_storage import _CachedStorage
-
-                    self._storages[url] = _CachedStorage(rdb)
-                except ImportError:
-                    self._storages[url] = rdb
+                self._storages[url] = make_storage(url)
             return self._storages[url]
 
     def view(self, job: Job, spec: SearchSpec) -> StudyView:
@@ -124,7 +120,10 @@ class Studies:
             return None  # the worker has not created the study yet
         except optuna.exceptions.OptunaError:
             return None
-        return storage.get_all_trials(study_id, deepcopy=False)
+        log = self._logs.get(job.id) or TrialLog()
+        trials = log.update(storage, study_id)
+        self._remember(self._logs, job.id, log)
+        return trials
 
 
 def fold(folded: _Folded, trials: list[Any], spec: SearchSpec, metric: tuple[str, str]) -> None:

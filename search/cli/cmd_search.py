@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from search.executors.local import LocalExecutor
 
     spec = spec_from_args(args)
-    if getattr(args, "server", None):  # the service validates and runs it (service/client.py)
-        from service.client import run_remote
+    if getattr(args, "server", None):  # the service validates and runs it (search/cli/remote.py)
+        from search.cli.remote import run_remote
 
         return run_remote(spec, args.server, as_json=args.json, bar_factory=_ProgressBar)
     if args.workers < 1:
