@@ -155,9 +155,12 @@ class DeviceProfile(_Strict):
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
 
 
+NOT_PROFILES = {"runtimes"}  # data/runtimes.yaml: what each runtime can run (search.hw_profiles.runtimes)
+
+
 def list_profiles() -> list[str]:
     """Names of the shipped profiles."""
-    return sorted(p.stem for p in DATA_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in DATA_DIR.glob("*.yaml") if p.stem not in NOT_PROFILES)
 
 
 def load_profile(name_or_path: str | Path) -> DeviceProfile:
