@@ -6,11 +6,14 @@ of the GGUF tensor (row r = output row r, i.e. llama.cpp's ne0 = in_features), a
 ``bias`` buffer (bfloat16 in a built model). The exporter writes ``blocks`` unchanged with type
 ``ggml_type``.
 
-Compute: the weight is dequantized once, in float32, exactly as llama.cpp reconstructs it
-(search.formats), and cached outside the state; the product runs in float32 and is cast back
-to the activation dtype. float32 rather than bfloat16 because bfloat16 would round the
-reconstructed weights again (relative 2^-9), which is of the same order as Q8_0's own error;
-the quality the search scores should be the format's, not the format's plus a rounding.
+Compute: the weight is dequantized exactly as llama.cpp reconstructs it (float32,
+search.formats) and cached, outside the state, in the activation dtype: a float32 input
+multiplies by the exact weight; the usual bfloat16 model multiplies by its bfloat16
+rounding. Measured on demo:minilm (every linear and the embeddings in one format, 24
+sentences, 1 - cosine to the float32 original): Q8_0 1.736e-4 with float32 compute vs
+1.755e-4 in bfloat16, Q5_0 7.755e-3 vs 7.682e-3, Q4_0 2.925e-2 vs 2.927e-2 -- differences
+of about 1% of the format's own loss, at 2.5x the speed (4.6 s vs 1.8 s for 8 x 128 tokens
+on this AMX CPU). The bytes, not the compute dtype, are what must be exact.
 """
 
 from __future__ import annotations
@@ -71,22 +74,23 @@ class GgufLinear(nn.Module):
         w = torch.from_numpy(dequantize_rows(self.blocks.cpu().numpy(), self.ggml_type))
         return w.to(device=self.blocks.device, dtype=dtype)
 
-    def float_weight(self) -> torch.Tensor:
-        """The float32 weight the forward pass uses (cached after the first call)."""
+    def cached_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        """The weight in `dtype` on the blocks' device, cached after the first call (the forward pass's weight)."""
         w = self._cache
-        if w is None or w.device != self.blocks.device:
-            w = self.dense_weight(torch.float32)
+        if w is None or w.dtype != dtype or w.device != self.blocks.device:
+            w = self.dense_weight(dtype)
             if self.cache_dequantized:
                 self._cache = w
         return w
 
     @property
     def weight(self) -> torch.Tensor:
-        return self.float_weight()
+        """The exact float32 weight (recomputed: use cached_weight in loops)."""
+        return self.dense_weight(torch.float32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = self.bias.to(torch.float32) if self.bias is not None else None
-        return F.linear(x.to(torch.float32), self.float_weight(), bias).to(x.dtype)
+        bias = self.bias.to(x.dtype) if self.bias is not None else None
+        return F.linear(x, self.cached_weight(x.dtype), bias)
 
     # ---- the cache follows the stored bytes ---------------------------------
     def _apply(self, fn, recurse=True):

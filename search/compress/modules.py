@@ -32,7 +32,6 @@ class PackedLinear(nn.Module):
         self.fmt, self.rows, self.values_count = plan.fmt, plan.rows, plan.values
         self.cache_dequantized = True
         self._cache: torch.Tensor | None = None
-        self._float_cache: torch.Tensor | None = None  # float32 weight, for embedding lookups
         for spec in plan.tensors():
             t = tensors[spec.name] if tensors is not None else torch.empty(spec.shape, dtype=_DTYPES[spec.dtype])
             self.register_buffer(spec.name, t)
@@ -73,21 +72,19 @@ class PackedLinear(nn.Module):
     def weight(self) -> torch.Tensor:
         return self.dense_weight(torch.bfloat16)
 
-    def float_weight(self) -> torch.Tensor:
-        """The float32 dense weight (cached): what an embedding lookup through this table reads."""
-        w = self._float_cache
-        if w is None:
-            w = self.dense_weight(torch.float32)
+    def cached_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        """The dense weight in `dtype` on the storage's device, cached after the first call (the forward
+        pass's weight; an embedding lookup through this table reads it too)."""
+        w = self._cache
+        device = next(self.buffers()).device
+        if w is None or w.dtype != dtype or w.device != device:
+            w = self.dense_weight(dtype).to(device)
             if self.cache_dequantized:
-                self._float_cache = w
+                self._cache = w
         return w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self._cache
-        if w is None or w.dtype != x.dtype or w.device != x.device:
-            w = self.dense_weight(x.dtype).to(x.device)
-            if self.cache_dequantized:
-                self._cache = w
+        w = self.cached_weight(x.dtype)
         bias = self.bias.to(x.dtype) if self.bias is not None else None
         return F.linear(x, w, bias)
 
@@ -98,11 +95,11 @@ class PackedLinear(nn.Module):
         if scales is not None and self._buffers["scales"].dtype != torch.float16:
             # model.to(bfloat16) must not re-encode the float16 scales: only follow the device move
             self._buffers["scales"] = scales.to(self._buffers["scales"].device)
-        self._cache = self._float_cache = None
+        self._cache = None
         return self
 
     def _load_from_state_dict(self, *args, **kwargs):
-        self._cache = self._float_cache = None
+        self._cache = None
         super()._load_from_state_dict(*args, **kwargs)
 
     def extra_repr(self) -> str:

@@ -3,12 +3,13 @@
 ``QuantizedEmbedding.table`` is a GgufLinear (GGUF blocks; ``table.ggml_type`` and
 ``table.blocks`` are what a GGUF exporter writes as token_embd) or a QuantizedLinear
 (devicefit's b-bit groups) of in_features = hidden, out_features = vocab. A lookup
-returns rows of the table exactly as the runtime dequantizes them (llama.cpp's get_rows
-dequantizes to float32), cast to the model's activation dtype.
+returns rows of the table as the runtime dequantizes them (llama.cpp's get_rows gives
+float32), in the model's activation dtype -- gathering rows of the table cached in that
+dtype gives the same numbers as casting the float32 rows.
 
 A tied output head is the *same* table module (model.lm_head is table), so the stored
-bytes exist once, the forward pass's float32 cache exists once, and an export writes
-the head as an alias of the embedding.
+bytes exist once, the dequantized cache exists once, and an export writes the head as
+an alias of the embedding.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ class QuantizedEmbedding(nn.Module):
 
     @property
     def weight(self) -> torch.Tensor:
-        return self.table.float_weight().to(self.dtype_probe.dtype)
+        return self.table.cached_weight(self.dtype_probe.dtype)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        rows = F.embedding(input_ids, self.table.float_weight()).to(self.dtype_probe.dtype)
+        rows = F.embedding(input_ids, self.table.cached_weight(self.dtype_probe.dtype))
         if self.embed_scale is not None:
             rows = rows * self.embed_scale.to(rows.dtype)
         return rows
