@@ -84,3 +84,40 @@ def test_quantized_model_layers_within_half_scale(bits):
         assert _within_half_step(originals[name], module.dense_weight(torch.float32), step), name
         checked += 1
     assert checked == len(originals)  # every linear layer, lm_head included (untied in this config)
+
+
+# ---- the "quantize" transform with a GGUF format --------------------------------------------------
+
+def _work_layer(out_f=8, in_f=64, seed=0):
+    from search.compress.layer import WorkLayer
+
+    g = torch.Generator().manual_seed(seed)
+    return WorkLayer(weight=torch.randn(out_f, in_f, generator=g), bias=torch.randn(out_f, generator=g))
+
+
+def test_format_setting_stores_the_format():
+    from search.compress.gguf_linear import GgufLinear
+    from search.compress.registry import transform
+    from search.recipe import LayerCompression
+
+    store = transform("quantize")
+    q4 = store(_work_layer(), LayerCompression(format="Q4_0"))
+    assert isinstance(q4, GgufLinear) and q4.ggml_type == "Q4_0" and q4.blocks.shape == (8, 2 * 18)
+    layer = _work_layer()
+    f16 = store(layer, LayerCompression(format="F16"))
+    assert isinstance(f16, GgufLinear) and torch.equal(f16.weight, layer.weight.half().float())  # fp16, not bf16
+    bf16 = store(_work_layer(), LayerCompression(format="BF16"))
+    assert type(bf16) is torch.nn.Linear and bf16.weight.dtype == torch.bfloat16
+
+
+def test_format_refuses_a_sparsity_mask_and_a_partial_block():
+    from search.compress.registry import transform
+    from search.errors import RecipeError
+    from search.recipe import LayerCompression
+
+    layer = _work_layer()
+    layer.keep = torch.rand(8, 64) > 0.5
+    with pytest.raises(RecipeError, match="sparsity mask"):
+        transform("quantize")(layer, LayerCompression(format="Q8_0"))
+    with pytest.raises(RecipeError, match="multiple of 256"):
+        transform("quantize")(_work_layer(in_f=320), LayerCompression(format="Q6_K"))
