@@ -22,7 +22,13 @@ from search.compress.activations import input_sq_norms
 from search.compress.depth import renamed_for_depth
 from search.compress.embedding_transform import compress_embedding
 from search.compress.layer import WorkLayer
-from search.compress.modules import LowRankLinear, PackedLinear, conv1d_to_linear, module_from_plan, plain_linear
+from search.compress.modules import (
+    LowRankLinear,
+    PackedLinear,
+    conv1d_to_linear,
+    module_from_plan,
+    plain_linear,
+)
 from search.compress.registry import transform
 from search.memory import check_format, layer_plans
 from search.recipe import CompressionConfig, LayerCompression

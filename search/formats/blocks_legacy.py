@@ -19,8 +19,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from search.formats.block_bytes import Layout, fp16_bytes, fp16_values, join_fields, pack_crumbs, read_crumbs, \
-    split_fields
+from search.formats.block_bytes import (
+    Layout,
+    fp16_bytes,
+    fp16_values,
+    join_fields,
+    pack_crumbs,
+    read_crumbs,
+    split_fields,
+)
 
 QK = 32
 

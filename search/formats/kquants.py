@@ -21,8 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from search.formats.block_bytes import Layout, fp16_bytes, fp16_values, join_fields, pack_crumbs, read_crumbs, \
-    split_fields
+from search.formats.block_bytes import (
+    Layout,
+    fp16_bytes,
+    fp16_values,
+    join_fields,
+    pack_crumbs,
+    read_crumbs,
+    split_fields,
+)
 from search.formats.kquant_fit import QK_K, Fit, fit_symmetric, fit_with_min
 
 LAYOUTS: dict[str, Layout] = {
