@@ -27,7 +27,6 @@ import os
 import platform
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,17 +36,14 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.support.services import RedisServer, free_port, stop_process  # noqa: E402 - after the path
+
 DOC = ROOT / "docs" / "service.md"
 BEGIN, END = "<!-- service_latency:begin -->", "<!-- service_latency:end -->"
 CLIENTS = 50
 SEARCH = {"model": "demo:minilm", "device": "rpi5", "budget": {"max_latency": "200ms"}, "trials": 6,
           "calib_samples": 2, "seq_len": 32}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(check, timeout: float, what: str) -> None:
@@ -76,12 +72,8 @@ class Stack:
         self.tmp, self.procs = tmp, []
         env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", DEVICEFIT_RESULTS=str(tmp / "results"),
                    DEVICEFIT_ARTIFACT_DIR=str(tmp / "artifacts"))
-        redis_port = free_port()
-        self.broker = f"redis://127.0.0.1:{redis_port}/0"
-        self._start(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no", "--dir", str(tmp)], env, "redis.log")
-        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(redis_port), "ping"], capture_output=True,
-                                          text=True).stdout.strip() == "PONG", 20, "redis start")
+        self.redis = RedisServer(tmp).start()
+        self.broker = self.redis.url
         # the worker runs at the lowest CPU priority: a stand-in for workers on other machines, which is how
         # a service is deployed; on this 2-core host it would otherwise take the cores the service answers on
         self._start(["nice", "-n", "19", sys.executable, "-m", "search.cli.main", "worker", "--broker", self.broker,
@@ -99,12 +91,8 @@ class Stack:
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
+        self.redis.stop()
 
 
 async def poll(url: str, seconds: float, pause: float, clients: int = CLIENTS) -> tuple[list[float], int]:

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,31 +39,10 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from search.executor import EvalTask  # noqa: E402
 from search.spec import Budget, SearchSpace, SearchSpec  # noqa: E402
+from tests.support.services import RedisServer  # noqa: E402
 
 DOC = ROOT / "docs" / "distributed.md"
 BEGIN, END = "<!-- worker_scaling:begin -->", "<!-- worker_scaling:end -->"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
-    import redis
-
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 def start_worker(url: str, name: str, logdir: Path) -> subprocess.Popen:
@@ -152,7 +130,8 @@ def main() -> int:
                       space=SearchSpace(axes=("bits", "sparsity", "rank"), granularity="role"))
     recipes = candidates(spec, args.candidates)
     tmp = Path(tempfile.mkdtemp(prefix="worker-scaling-"))
-    redis_proc, url = start_redis(tmp)
+    redis_server = RedisServer(tmp).start()
+    url = redis_server.url
     workers = [start_worker(url, f"w{i}", tmp) for i in (1, 2)]
     app = make_app(url)
     runs: dict[str, list[dict]] = {"in-process": [], "celery 1w/if1": [], "celery 1w": [], "celery 2w": [],
@@ -196,7 +175,7 @@ def main() -> int:
                 w.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 w.kill()
-        redis_proc.kill()
+        redis_server.stop()
     report = build_report(args, runs, pairs, load_before, os.getloadavg())
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     write_doc_block(report)

@@ -40,7 +40,6 @@ class Archives:
     @staticmethod
     def _build(spec: SearchSpec, recipe: CompressionConfig, target: Path) -> None:
         import torch
-
         from search.evaluate_task import compress, loaded_model
         from search.evaluators.pipeline import export
 

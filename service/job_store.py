@@ -12,7 +12,6 @@ from search.errors import DeviceFitError
 from search.spec import SearchSpec
 from service.tables import FINISHED, QUEUED, Job, utcnow
 
-
 _JOB_ID = re.compile(r"[0-9A-Za-z_-]{1,32}")
 
 

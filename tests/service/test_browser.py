@@ -5,8 +5,8 @@ finish, see the front plotted, open a candidate and download it. Screenshots go 
 
 from __future__ import annotations
 
-import tarfile
 import os
+import tarfile
 from pathlib import Path
 
 import pytest

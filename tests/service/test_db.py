@@ -15,6 +15,7 @@ from service.main import create_app
 from service.tables import CANCELLED, DONE, RUNNING
 from tests.service.conftest import TINY, make_settings
 
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
     """A fresh database: a SQLite file, or a schema of its own (dropped afterwards) on the private PostgreSQL."""

@@ -60,3 +60,16 @@ def test_cancel_stops_a_running_search(celery_worker, tmp_path):
         assert after["progress"]["running"] == 0
         state = client.app.state.services.jobs.dispatcher.state(f"job-{job}")
         assert state.status == "cancelled"  # Celery knows it was revoked
+
+
+def test_a_service_restart_mid_search_does_not_stop_it(celery_worker, tmp_path):
+    """The search runs on the workers: a new service instance on the same database sees it finish."""
+    settings = make_settings(tmp_path, broker_url=celery_worker["broker"], dispatch=True)
+    with TestClient(create_app(settings)) as first:
+        job = first.post("/search", json={**TINY_RUN, "trials": 8}).json()["id"]
+        wait_for(first, job, lambda d: d["progress"]["completed"] >= 1)
+    # the first instance is gone (its lifespan ended); a second one takes over
+    with TestClient(create_app(settings)) as second:
+        detail = wait_for(second, job, lambda d: d["status"] in FINISHED)
+        assert detail["status"] == "done", detail
+        assert detail["progress"]["completed"] == 8 and detail["front"]

@@ -11,7 +11,6 @@ import time
 import pytest
 import redis
 
-from tests.workers.conftest import Worker
 from tests.workers.test_distributed_search import small_spec, trial_states
 from workers.search_lease import lease_key
 
