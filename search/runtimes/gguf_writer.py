@@ -145,11 +145,13 @@ def _tied_head(model: Any) -> str | None:
     if head is None:
         return None
     embed = model.get_input_embeddings()
-    same = getattr(head, "weight", None) is not None and getattr(embed, "weight", None) is not None and \
-        head.weight.data_ptr() == embed.weight.data_ptr()
-    if not same and not (_is_packed(head) and head is embed):
+    if head is getattr(embed, "table", None):
+        return None  # the embedding's own compressed table: named_modules() meets it once, inside the embedding
+    if _is_packed(head) or _is_packed(embed):
         return None
-    return next(n for n, m in model.named_modules() if m is head)
+    if head.weight.data_ptr() != embed.weight.data_ptr():
+        return None
+    return next(n for n, m in model.named_modules(remove_duplicate=False) if m is head and m is not embed)
 
 
 def _is_packed(module: Any) -> bool:

@@ -122,7 +122,7 @@ def test_package_quantized_bytes_are_gguf_quants_bytes(tmp_path):
     np.testing.assert_array_equal(np.asarray(t.data), gguf.quants.quantize(w, gguf.GGMLQuantizationType.Q8_0))
 
 
-class _PackedStandIn(nn.Module):
+class _PackedStandIn(nn.Module):  # the interface only: no forward needed
     """The GgufLinear interface the writer relies on: ggml_type, in/out features, uint8 blocks, bias."""
 
     def __init__(self, weight: torch.Tensor, ggml_type: str):
@@ -178,3 +178,24 @@ def test_byte_table_is_gpt2s():
     table = byte_to_char()
     assert len(set(table.values())) == 256
     assert (table[ord("a")], table[32], table[10], table[0]) == ("a", "\u0120", "\u010a", "\u0100")
+
+
+def test_recipe_formats_and_tied_compressed_embedding_are_written_as_built(tmp_path):
+    from search.recipe import parse_recipe
+
+    model = tiny_causal("qwen2", tie_word_embeddings=True)
+    recipe = parse_recipe({"layers": {"_default": {"format": "Q4_0"}, "re:v_proj": {"format": "Q8_0"}},
+                           "embedding": {"format": "Q8_0"}})
+    candidate = apply(model, recipe)
+    _, _, tensors = _read(write_gguf(candidate, ByteTokenizer(256), recipe, tmp_path / "c.gguf"))
+    table = candidate.model.embed_tokens.table
+    assert candidate.lm_head is table  # one table for both ends
+    assert "output.weight" not in tensors
+    assert tensors["token_embd.weight"].tensor_type.name == "Q8_0"
+    np.testing.assert_array_equal(np.asarray(tensors["token_embd.weight"].data), table.blocks.numpy())
+    for name, module in (("blk.0.attn_v.weight", candidate.model.layers[0].self_attn.v_proj),
+                         ("blk.1.ffn_gate.weight", candidate.model.layers[1].mlp.gate_proj)):
+        assert tensors[name].tensor_type.name == module.ggml_type
+        np.testing.assert_array_equal(np.asarray(tensors[name].data), module.blocks.numpy())
+    np.testing.assert_array_equal(_values(tensors["blk.0.attn_q.bias"]),
+                                  candidate.model.layers[0].self_attn.q_proj.bias.float().numpy())
