@@ -35,7 +35,13 @@ class QuantizedEmbedding(nn.Module):
 
     @property
     def ggml_type(self) -> str | None:
+        """The GGML type of the table's bytes (None for devicefit's own groups); with `blocks`, the same
+        contract as GgufLinear, so a GGUF writer treats both alike."""
         return getattr(self.table, "ggml_type", None)
+
+    @property
+    def blocks(self) -> torch.Tensor | None:
+        return getattr(self.table, "blocks", None)
 
     @property
     def weight(self) -> torch.Tensor:
