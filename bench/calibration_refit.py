@@ -6,7 +6,7 @@
 file-type recipes). Each profile's current file is the starting point: its efficiency factors are put
 back to the data-sheet priors (compute 0.5, memory 0.6, overhead 1, dequant 1), then only the factors
 its rows identify are fitted (search.hw_profiles.calibrate.identifiable_factors). With ``--write`` the
-refit profiles replace the shipped ones (version + 1). Writes docs/calibration_refit.json and prints the
+refit profiles replace the shipped ones (the 'before' version + 1). Writes docs/calibration_refit.json and prints the
 markdown tables used in docs/latency.md.
 """
 
@@ -64,6 +64,7 @@ def main() -> None:
         start = with_factors(load_profile(device), PRIORS)
         factors = identifiable_factors(cases)
         after = calibrated(start, cases, "data/calibration.csv", factors)
+        after = after.model_copy(update={"version": before.version + 1})  # one refit of the 'before' profile
         sens = sensitivities(after, cases)
         profiles.append({"device": device, "rows": len(cases), "identified": list(factors),
                          "before": before.efficiency.model_dump(), "after": after.efficiency.model_dump(),

@@ -198,14 +198,13 @@ def recipe_for_filetype(graph: ModelGraph, name: str) -> CompressionConfig:
 def tensor_bytes(graph: ModelGraph, recipe: CompressionConfig) -> dict[str, tuple[int, int]]:
     """(weights, bytes) of every 2-D weight the recipe stores: each untied linear layer, and the token
     embeddings under "embedding" (a tied head is that same matrix, so it is not listed twice). No biases."""
-    from search.formats.matrix_bytes import matrix_bytes
+    from search.memory import embedding_bytes, layer_weight_bytes
 
     settings = recipe.resolve(graph)
     out = {layer.name: (layer.in_features * layer.out_features,
-                        matrix_bytes(layer.out_features, layer.in_features, settings[layer.name]))
+                        layer_weight_bytes(layer.in_features, layer.out_features, False, settings[layer.name]))
            for layer in graph.layers if not layer.tied}
-    vocab, hidden = graph.vocab_size, graph.hidden_size
-    out["embedding"] = (vocab * hidden, matrix_bytes(vocab, hidden, recipe.embedding))
+    out["embedding"] = (graph.vocab_size * graph.hidden_size, embedding_bytes(graph, recipe.embedding))
     return out
 
 

@@ -91,7 +91,7 @@ def predict_latency(graph: ModelGraph, recipe: CompressionConfig, workload: Work
     ops.append(model.forward_overhead())
     total = sum(op.time_ms for op in ops)
     kv_bytes = model.kv_cache_bytes(recipe, blocks)
-    other_bytes = _other_bytes(graph, recipe, blocks)
+    other_bytes = _other_bytes(graph, recipe, blocks, profile)
     per_token = {"encode": None, "prefill": workload.tokens * workload.batch,
                  "decode": workload.batch}[workload.kind]
     return LatencyReport(
@@ -166,7 +166,7 @@ class _Costs:
 
         storage = self._storage_setting(setting)
         plans = layer_plans(in_f, out_f, bias, storage).values()
-        stored = sum(_plan_bytes(plan, storage) for plan in plans)
+        stored = sum(plan.nbytes for plan in plans)
         # weights the kernels multiply: stored rows (channel pruning drops rows) of every factor
         weights = sum(plan.rows * plan.in_features for plan in plans)
         flops = 2.0 * rows * weights / self._sparse_speedup(storage)
@@ -274,7 +274,7 @@ def _stored_weight_bytes(graph: ModelGraph, recipe: CompressionConfig, settings:
     for layer in recipe.kept_layers(graph):
         in_f, out_f = graph.sliced_shape(layer, recipe.width)
         storage = _Costs._storage_setting_of(profile, _layer_setting(layer, recipe, settings))
-        total += sum(_plan_bytes(plan, storage) for plan in layer_plans(in_f, out_f, layer.bias, storage).values())
+        total += sum(plan.nbytes for plan in layer_plans(in_f, out_f, layer.bias, storage).values())
     return total
 
 
@@ -283,32 +283,17 @@ def _layer_setting(layer: LayerInfo, recipe: CompressionConfig, settings: dict) 
     return recipe.embedding if layer.tied else settings[layer.name]
 
 
-def _plan_bytes(plan, setting: LayerCompression) -> int:
-    """Stored bytes of one storage plan; a GGUF format stores its blocks, and its bias in F32 (1-D tensors)."""
-    if setting.format is None:
-        return plan.nbytes
-    from search.formats.matrix_bytes import gguf_rows_bytes
-
-    return gguf_rows_bytes(plan.rows, plan.in_features, setting.format) + (4 * plan.out_features if plan.bias else 0)
-
-
-def _other_bytes(graph: ModelGraph, recipe: CompressionConfig, blocks: list[int]) -> int:
-    """Parameters outside the linear layers: the token embeddings as the recipe stores them, the rest 16-bit."""
-    from search.formats.matrix_bytes import matrix_bytes
+def _other_bytes(graph: ModelGraph, recipe: CompressionConfig, blocks: list[int], profile: DeviceProfile) -> int:
+    """Parameters outside the linear layers: the token embeddings as the runtime stores the recipe's
+    embedding entry, the rest (norms, position tables) 16-bit."""
+    from search.memory import embedding_bytes, token_embedding
 
     kept = set(blocks)
-    params = [p for p in graph.others if p.block is None or p.block in kept]
-    embedding = _embedding_param(graph)
-    total = sum(2 * p.numel for p in params if p is not embedding)
+    embedding = token_embedding(graph)
+    total = sum(2 * p.numel for p in graph.others if (p.block is None or p.block in kept) and p is not embedding)
     if embedding is not None:
-        total += matrix_bytes(graph.vocab_size, graph.hidden_size, recipe.embedding)
+        total += embedding_bytes(graph, _Costs._storage_setting_of(profile, recipe.embedding))
     return total
-
-
-def _embedding_param(graph: ModelGraph):
-    """The token embedding table among the graph's other parameters (vocab x hidden, outside the blocks)."""
-    size = graph.vocab_size * graph.hidden_size
-    return next((p for p in graph.others if p.block is None and p.numel == size), None)
 
 
 def elementwise_elements(graph: ModelGraph, rows: int, mlp_fraction: float) -> int:
