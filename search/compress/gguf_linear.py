@@ -54,15 +54,15 @@ class GgufLinear(nn.Module):
                     name: str = "layer") -> GgufLinear:
         """Quantize a float weight [out, in] to `ggml_type` (RecipeError naming `name` if in is not a multiple
         of the type's block)."""
-        from search.formats.codec import quantize_rows
+        from search.compress.block_cache import encoded_rows
 
         out_f, in_f = weight.shape
         t = lookup_type(ggml_type)
         if in_f % t.block_size:
             raise RecipeError(f"layer {name!r} has {in_f} input features; {t.name} needs a multiple of "
                               f"{t.block_size}")
-        data = quantize_rows(weight.detach().to(torch.float32).cpu().numpy(), t.name)
-        blocks = torch.from_numpy(data).to(weight.device)
+        data = encoded_rows(weight.detach().to(torch.float32).cpu().numpy(), t.name)
+        blocks = torch.from_numpy(data.copy()).to(weight.device)  # the module owns its bytes
         bias_values = bias.detach().to(torch.bfloat16).clone() if bias is not None else None
         return cls(t.name, in_f, out_f, blocks=blocks, bias_values=bias_values)
 

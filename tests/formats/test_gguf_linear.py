@@ -46,3 +46,20 @@ def test_row_length_must_be_a_multiple_of_the_block():
         GgufLinear.from_weight(torch.randn(8, 176), None, "Q4_K", "model.layers.0.mlp.down_proj")
     with pytest.raises(RecipeError, match="multiple of 32"):
         GgufLinear("Q4_0", 48, 8)
+
+
+def test_repeated_encodings_come_from_the_cache_and_stay_independent(monkeypatch):
+    from search.formats import codec
+
+    real, calls = codec.quantize_rows, []
+    monkeypatch.setattr(codec, "quantize_rows", lambda w, t: calls.append(t) or real(w, t))
+    w = torch.from_numpy(gaussian(16, 256, seed=9))
+    first = GgufLinear.from_weight(w, None, "Q5_K")
+    second = GgufLinear.from_weight(w.clone(), None, "Q5_K")  # same content, another tensor
+    assert calls == ["Q5_K"]
+    assert torch.equal(first.blocks, second.blocks)
+    second.blocks.zero_()  # each module owns its bytes
+    assert not torch.equal(first.blocks, second.blocks)
+    GgufLinear.from_weight(w, None, "Q4_K")
+    GgufLinear.from_weight(w + 1e-3, None, "Q5_K")
+    assert calls == ["Q5_K", "Q4_K", "Q5_K"]  # another type or another weight is encoded anew
