@@ -222,6 +222,9 @@ def memory_report(graph: ModelGraph, recipe: CompressionConfig) -> MemoryReport:
         layers[layer.name] = layer_weight_bytes(in_f, out_f, layer.bias, resolved[layer.name])
     keep = None if recipe.keep_blocks is None else set(recipe.keep_blocks)
     embedding = token_embedding(graph)
+    if embedding is None and embedding_setting(graph, recipe.embedding) is not None:
+        raise RecipeError(f"no token embedding table of {graph.vocab_size}x{graph.hidden_size} found in this "
+                          f"{graph.model_type} model: leave the recipe's embedding at 16 bits")
     other = 0
     for p in graph.others:
         if p.block is None or keep is None or p.block in keep:
