@@ -92,6 +92,8 @@ def load_config_dict(ref: str) -> dict[str, Any]:
     target = resolve_ref(ref)
     if isinstance(target, Path):
         path = target if target.is_file() else target / "config.json"
+        if path.name == "config.json" and (path.parent / "devicefit_config.json").is_file():
+            path = path.parent / "devicefit_config.json"  # a devicefit export: config.json only refuses transformers
         try:
             return json.loads(path.read_text())
         except json.JSONDecodeError as exc:

@@ -1,14 +1,18 @@
 """Save a compressed model to a directory and load it back.
 
-Directory layout (format version 1):
-  model.safetensors  the compressed model's state_dict as it is: packed uint8 codes and masks,
-                     float16 scales, uint8 zero points, bfloat16 values/biases/embeddings/norms
-  recipe.json        the CompressionConfig that built it
-  config.json        the ORIGINAL (uncompressed) model config
-  devicefit.json     format name and version, source reference, tied-tensor aliases, tokenizer kind
-  tokenizer files    when the source model had a tokenizer (tokenizer.save_pretrained)
+Directory layout (format version 2):
+  devicefit.safetensors  the compressed model's state_dict as it is: packed uint8 codes and masks,
+                         float16 scales, uint8 zero points, bfloat16 values/biases/embeddings/norms
+  recipe.json            the CompressionConfig that built it
+  devicefit_config.json  the ORIGINAL (uncompressed) model config
+  config.json            a stub that plain transformers refuses with a message saying what to do
+                         (its model_type is no transformers architecture): loading packed weights
+                         into a standard model would silently give random weights
+  devicefit.json         format name and version, file names, source, tied-tensor aliases, tokenizer kind
+  tokenizer files        when the source model had a tokenizer (tokenizer.save_pretrained)
 
-Loading rebuilds the original architecture from config.json (no weight
+Version 1 (model.safetensors + the original config as config.json) still loads.
+Loading rebuilds the original architecture from the original config (no weight
 initialisation), applies the recipe's *structure* (depth, width, low-rank, packed
 module types and shapes; no data) and loads the state strictly. The directory is
 written to a temporary sibling and renamed into place, so a crash never leaves a
@@ -27,8 +31,13 @@ from typing import Any
 from search.errors import ModelError
 
 FORMAT = "devicefit-compressed"
-FORMAT_VERSION = 1
-WEIGHTS = "model.safetensors"
+FORMAT_VERSION = 2
+WEIGHTS = "devicefit.safetensors"
+ORIGINAL_CONFIG = "devicefit_config.json"
+V1_FILES = {"weights": "model.safetensors", "config": "config.json"}
+# transformers' refusal quotes the model_type: so the model_type says what to do instead
+REFUSAL_MODEL_TYPE = ("devicefit-packed (not a transformers checkpoint: load it with search.load_compressed(DIR) "
+                      "or search-cli --model DIR, or export the candidate with --format hf)")
 
 
 def export_compressed(loaded: Any, compressed_model: Any, recipe: Any, out_dir: str | Path, *,
@@ -47,13 +56,14 @@ def export_compressed(loaded: Any, compressed_model: Any, recipe: Any, out_dir: 
         tensors, aliases = _unique_tensors(compressed_model.state_dict())
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         (tmp / "recipe.json").write_text(recipe.to_json(indent=2) + "\n")
-        loaded.model.config.to_json_file(str(tmp / "config.json"), use_diff=False)
+        loaded.model.config.to_json_file(str(tmp / ORIGINAL_CONFIG), use_diff=False)
+        (tmp / "config.json").write_text(json.dumps(refusal_config(), indent=2) + "\n")
         tokenizer = "byte"
         if hasattr(loaded.tokenizer, "save_pretrained"):
             loaded.tokenizer.save_pretrained(str(tmp))
             tokenizer = "saved"
-        meta = {"format": FORMAT, "version": FORMAT_VERSION, "source": loaded.ref, "aliases": aliases,
-                "tokenizer": tokenizer, "summary": recipe.summary()}
+        meta = {"format": FORMAT, "version": FORMAT_VERSION, "weights": WEIGHTS, "config": ORIGINAL_CONFIG,
+                "source": loaded.ref, "aliases": aliases, "tokenizer": tokenizer, "summary": recipe.summary()}
         (tmp / "devicefit.json").write_text(json.dumps(meta, indent=2) + "\n")
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
@@ -62,6 +72,14 @@ def export_compressed(loaded: Any, compressed_model: Any, recipe: Any, out_dir: 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def refusal_config() -> dict[str, Any]:
+    """config.json of a devicefit export: AutoConfig/AutoModel refuse it, quoting the model_type's advice."""
+    return {"model_type": REFUSAL_MODEL_TYPE, "architectures": ["DevicefitPackedModel"],
+            "devicefit_config": ORIGINAL_CONFIG,
+            "note": "devicefit-native export: packed weights in devicefit.safetensors, the original model config "
+                    "in devicefit_config.json. Plain transformers cannot read it; see docs/export.md."}
 
 
 def _replaceable(path: Path) -> bool:
@@ -106,9 +124,10 @@ def load_compressed(directory: str | Path) -> Any:
 
     path = Path(directory)
     meta = _read_json(path / "devicefit.json")
-    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
-        raise ModelError(f"{str(path)!r} is not a devicefit export of format version {FORMAT_VERSION}")
-    config = _read_json(path / "config.json")
+    if meta.get("format") != FORMAT or meta.get("version") not in (1, FORMAT_VERSION):
+        raise ModelError(f"{str(path)!r} is not a devicefit export of format version 1 or {FORMAT_VERSION}")
+    files = V1_FILES if meta["version"] == 1 else {"weights": WEIGHTS, "config": ORIGINAL_CONFIG}
+    config = _read_json(path / files["config"])
     recipe = parse_recipe((path / "recipe.json").read_text())
     graph = graph_from_config(config)
     quiet_transformers()
@@ -117,7 +136,9 @@ def load_compressed(directory: str | Path) -> Any:
         skeleton = _model_class(cfg.model_type)(cfg, **_class_kwargs(cfg.model_type)).eval()
     model = apply(skeleton, recipe, structure_only=True, graph=graph)
     del skeleton
-    state = load_file(str(path / WEIGHTS))
+    if not (path / files["weights"]).is_file():
+        raise ModelError(f"export is missing {files['weights']} in {str(path)!r}")
+    state = load_file(str(path / files["weights"]))
     for alias, target in meta.get("aliases", {}).items():
         state[alias] = state[target]
     try:

@@ -29,12 +29,13 @@ def _loaded(family: str) -> LoadedModel:
 def _check_round_trip(loaded, recipe, out: Path, ids):
     compressed = apply(loaded.model, recipe)
     export_compressed(loaded, compressed, recipe, out)
-    assert {"model.safetensors", "recipe.json", "config.json", "devicefit.json"} <= {p.name for p in out.iterdir()}
-    assert json.loads((out / "config.json").read_text())["model_type"] == loaded.graph.model_type
+    files = {"devicefit.safetensors", "recipe.json", "config.json", "devicefit_config.json", "devicefit.json"}
+    assert files <= {p.name for p in out.iterdir()}
+    assert json.loads((out / "devicefit_config.json").read_text())["model_type"] == loaded.graph.model_type
     reloaded = load_model(str(out))  # search.models sees recipe.json and calls load_compressed
     assert torch.equal(outputs(reloaded.model, ids), outputs(compressed, ids))
     expected = memory_report(loaded.graph, recipe).total_bytes
-    size = (out / "model.safetensors").stat().st_size
+    size = (out / "devicefit.safetensors").stat().st_size
     assert expected <= size <= expected * 1.01 + HEADER_ALLOWANCE
     return reloaded
 
@@ -90,4 +91,4 @@ def test_tampered_export_is_a_one_line_error(tmp_path):
     (out / "recipe.json").write_text(C.uniform(bits=4).to_json())
     with pytest.raises(ModelError, match="does not match its recipe"):
         load_compressed(out)
-    assert export_module.FORMAT_VERSION == 1
+    assert export_module.FORMAT_VERSION == 2
