@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -24,8 +24,12 @@ from search.space.families import (
     family_for,
 )
 
-if TYPE_CHECKING:
-    from search.recipe import Width
+
+class WidthFractions(Protocol):
+    """What width pruning keeps (search.recipe.Width; the graph does not import the recipe, which imports it)."""
+
+    heads: float
+    mlp: float
 
 
 class LayerInfo(BaseModel):
@@ -125,7 +129,7 @@ class ModelGraph(BaseModel):
     def kept_neurons(self, mlp_fraction: float) -> int:
         return max(1, int(round(mlp_fraction * self.intermediate_size)))
 
-    def sliced_shape(self, layer: LayerInfo, width: Width) -> tuple[int, int]:
+    def sliced_shape(self, layer: LayerInfo, width: WidthFractions) -> tuple[int, int]:
         """(in_features, out_features) of a layer after width pruning."""
         in_f, out_f = layer.in_features, layer.out_features
         if layer.role in HEAD_OUTPUT_ROLES and width.heads < 1:
