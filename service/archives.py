@@ -1,55 +1,71 @@
-"""Exported candidates as .tar.gz archives, built on first download and kept on disk.
+"""Downloads: exported candidates as .tar.gz archives, built by a worker, cached on disk with a size cap.
 
-The model is compressed exactly as the worker evaluated it
-(search.evaluate_task.compress) and saved with search.compress.export; this is
-the only place the service imports torch, and only when a download is asked for.
+The web process never builds a model (that takes seconds of CPU and a model's worth of memory): the
+first request for a trial's archive sends the task `devicefit.export_archive` to a worker and is
+answered 202 "preparing"; the worker writes the archive into the artifact directory (shared with the
+workers); later requests are served from there. Archives are addressed by job and trial number, which
+never change (a front index does while a search runs). When the directory grows over its cap, the
+archives used least recently are deleted.
 """
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import tarfile
-import tempfile
+import os
 import threading
+import time
 from pathlib import Path
 
-from search.recipe import CompressionConfig
-from search.spec import SearchSpec
-from service.tables import Job
+RESEND_AFTER_S = 600.0  # a build asked for this long ago and still missing: its worker died, ask again
 
 
 class Archives:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, max_bytes: int):
         self.root = Path(root)
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self.max_bytes = max_bytes
+        self._asked: dict[Path, float] = {}  # archive -> when its build was last asked for
+        self._lock = threading.Lock()
 
-    def archive(self, job: Job, k: int, recipe: CompressionConfig) -> Path:
-        digest = hashlib.sha1(recipe.to_json().encode()).hexdigest()[:10]
-        target = self.root / job.id / f"devicefit-{job.id}-candidate{k}-{digest}.tar.gz"
-        with self._lock_for(str(target)):
-            if not target.is_file():
-                self._build(SearchSpec.model_validate_json(job.spec), recipe, target)
-        return target
+    def path(self, job_id: str, trial: int) -> Path:
+        return (self.root / job_id / f"devicefit-{job_id}-trial{trial}.tar.gz").resolve()
 
-    def _lock_for(self, key: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
+    def ready(self, path: Path) -> bool:
+        if not path.is_file():
+            return False
+        os.utime(path)  # used now: the last to be evicted
+        with self._lock:
+            self._asked.pop(path, None)
+        return True
 
-    @staticmethod
-    def _build(spec: SearchSpec, recipe: CompressionConfig, target: Path) -> None:
-        import torch
-        from search.evaluate_task import compress, loaded_model
-        from search.evaluators.pipeline import export
+    def should_ask(self, path: Path) -> bool:
+        """Whether to send a build for this archive now (not while one is on its way)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._asked.get(path, -RESEND_AFTER_S) < RESEND_AFTER_S:
+                return False
+            self._asked[path] = now
+            return True
 
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            folder = Path(tmp) / target.name.removesuffix(".tar.gz")
-            with torch.inference_mode():
-                compressed = compress(spec, recipe)
-            export(loaded_model(spec.model), recipe, folder, compressed=compressed)
-            partial = Path(tmp) / "archive.tar.gz"
-            with tarfile.open(partial, "w:gz") as tar:
-                tar.add(folder, arcname=folder.name)
-            shutil.move(partial, target)  # atomic within one filesystem: no half archive is served
+    def forget(self, path: Path) -> None:
+        with self._lock:
+            self._asked.pop(path, None)
+
+    def evict(self, keep: Path | None = None) -> list[Path]:
+        """Delete the least recently used archives until the directory is within max_bytes."""
+        archives = []
+        for path in self.root.glob("*/*.tar.gz"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            archives.append((st.st_mtime, st.st_size, path))
+        total = sum(size for _, size, _ in archives)
+        removed = []
+        for _, size, path in sorted(archives):
+            if total <= self.max_bytes:
+                break
+            if keep is not None and path.resolve() == keep:
+                continue
+            path.unlink(missing_ok=True)
+            total -= size
+            removed.append(path)
+        return removed

@@ -54,7 +54,7 @@ def build_services(settings: Settings) -> Services:
     engine = make_engine(settings.database_url)
     jobs = Jobs(settings, JobStore(session_factory(engine)), Dispatcher(settings))
     return Services(settings=settings, engine=engine, jobs=jobs, studies=Studies(),
-                    archives=Archives(settings.artifact_dir), responses=ResponseCache())
+                    archives=Archives(settings.artifact_dir, settings.artifact_max_bytes), responses=ResponseCache())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -115,6 +115,12 @@ class CandidateDetail(CandidateSummary):
     download: str
 
 
+class Preparing(BaseModel):
+    status: str = Field(description="'preparing': a worker is building the archive")
+    detail: str
+    retry_after: int = Field(description="seconds to wait before asking again")
+
+
 class Device(BaseModel):
     name: str
     description: str

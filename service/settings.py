@@ -66,6 +66,11 @@ class Settings:
     device_queue_prefix: str = "devicefit.device."
     # where exported candidates are cached as archives
     artifact_dir: Path = field(default_factory=lambda: Path.home() / ".devicefit" / "artifacts")
+    # the archives there are evicted, least recently used first, above this many bytes
+    artifact_max_bytes: int = 2 * 10**9
+    # the Celery task a worker builds a download with (workers/tasks.py), on the general queue
+    export_task: str = "devicefit.export_archive"
+    export_queue: str = "devicefit.general"
     # False: jobs are stored but never sent to a broker (tests, fuzzing)
     dispatch: bool = True
 
@@ -87,6 +92,7 @@ class Settings:
             max_request_bytes=int(env.get("DEVICEFIT_MAX_REQUEST_BYTES", base.max_request_bytes)),
             limits=Limits.from_env(env),
             artifact_dir=Path(env["DEVICEFIT_ARTIFACT_DIR"]) if env.get("DEVICEFIT_ARTIFACT_DIR") else base.artifact_dir,
+            artifact_max_bytes=int(env.get("DEVICEFIT_ARTIFACT_MAX_BYTES") or base.artifact_max_bytes),
         )
         values.update(overrides)
         return cls(**values)

@@ -78,6 +78,15 @@ class Studies:
             self._remember(self._cache, job.id, (key, time.monotonic(), view))
             return view
 
+    def finished_trial(self, job: Job, spec: SearchSpec, number: int) -> Any | None:
+        """Trial `number` of the job's study if it finished as a candidate (COMPLETE), else None."""
+        from optuna.trial import TrialState
+
+        self.view(job, spec)
+        log = self._logs.get(job.id)
+        trial = log.finished.get(number) if log is not None else None
+        return trial if trial is not None and trial.state == TrialState.COMPLETE else None
+
     def _fresh(self, job: Job, key: tuple) -> StudyView | None:
         hit = self._cache.get(job.id)
         if hit and hit[0] == key and (job.status in FINISHED or time.monotonic() - hit[1] < VIEW_TTL_S):

@@ -56,7 +56,11 @@ def candidate_detail(app: Any, job: Job, k: int) -> CandidateDetail:
     entry = view.front[k]
     parts = layer_breakdown(spec, entry.recipe)
     return CandidateDetail(**dict(entry), search_id=job.id, metrics=view.metrics[k],
-                           **parts, download=f"/search/{job.id}/candidates/{k}/download")
+                           **parts, download=download_url(job.id, entry.trial))
+
+
+def download_url(job_id: str, trial: int) -> str:
+    return f"/search/{job_id}/trials/{trial}/download"
 
 
 def progress_of(completed: int, total: int, **counts: int) -> Progress:

@@ -123,3 +123,18 @@ def _study_exists(spec: Any) -> bool:
     with _storage_lock:
         storage = make_storage(storage_url(spec))
     return bool(spec.study_name) and spec.study_name in optuna.get_all_study_names(storage)
+
+
+@app.task(name="devicefit.export_archive", bind=True, ignore_result=True)
+def export_archive_task(self, spec: dict[str, Any], trial: int, target: str) -> str:
+    """Build the download of one trial (workers/artifacts.py) at `target`, unless it is there already."""
+    from pathlib import Path
+
+    from search.spec import parse_spec
+    from workers.artifacts import build_archive
+
+    path = Path(target)
+    if path.is_file():  # a repeated request while the first build ran
+        return target
+    log.info("building the download of trial %d of %s", trial, spec.get("study_name"))
+    return str(build_archive(parse_spec(spec), trial, path))

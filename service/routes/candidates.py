@@ -1,32 +1,73 @@
-"""GET /search/{id}/candidates/{k} and its download."""
+"""GET /search/{id}/candidates/{k}, and downloads: GET /search/{id}/trials/{trial}/download.
+
+A download is addressed by trial number, which never changes; a front index k does while the search
+runs, so /candidates/{k}/download redirects to the trial it names now. The archive is built by a
+worker (service/archives.py): until it exists the answer is 202 with Retry-After.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
+from search.spec import SearchSpec
 from service.deps import services
-from service.schemas import CandidateDetail
-from service.views import candidate_detail
+from service.errors import NotFound
+from service.schemas import CandidateDetail, Preparing
+from service.views import candidate_detail, download_url
 
-router = APIRouter(prefix="/search/{search_id}/candidates", tags=["candidates"])
+router = APIRouter(prefix="/search/{search_id}", tags=["candidates"])
 
 _K = Path(ge=0, le=100_000, description="index in the front, 0 = first as GET /search/{id} lists them")
+_TRIAL = Path(ge=0, le=10_000_000, description="the trial's number in the search (stable)")
+RETRY_AFTER_S = 2
 
 
-@router.get("/{k}", response_model=CandidateDetail, responses={404: {"description": "no such search or candidate"}},
+class DownloadsUnavailable(NotFound):
+    """No task queue: nobody can build the archive."""
+
+
+@router.get("/candidates/{k}", response_model=CandidateDetail,
+            responses={404: {"description": "no such search or candidate"}},
             summary="A candidate's recipe, metrics and per-layer breakdown")
 def get_candidate(search_id: str, k: int = _K, app=Depends(services)) -> CandidateDetail:
     return candidate_detail(app, app.jobs.get(search_id), k)
 
 
-@router.get("/{k}/download", response_class=FileResponse,
-            responses={200: {"content": {"application/gzip": {}}, "description": "the exported model, .tar.gz"},
+@router.get("/candidates/{k}/download", status_code=307, response_class=RedirectResponse,
+            responses={307: {"description": "to the download of the trial that candidate k is now"},
                        404: {"description": "no such search or candidate"}},
-            summary="The compressed model as a .tar.gz (safetensors, config, recipe)")
-async def download_candidate(search_id: str, k: int = _K, app=Depends(services)) -> FileResponse:
+            summary="The download of the front's candidate k (a redirect to its trial's download)")
+def download_candidate(search_id: str, k: int = _K, app=Depends(services)) -> RedirectResponse:
+    detail = candidate_detail(app, app.jobs.get(search_id), k)
+    return RedirectResponse(download_url(search_id, detail.trial), status_code=307)
+
+
+@router.get("/trials/{trial}/download", response_class=FileResponse,
+            responses={200: {"content": {"application/gzip": {}}, "description": "the exported model, .tar.gz"},
+                       202: {"model": Preparing, "description": "a worker is building it: ask again after "
+                                                                "Retry-After seconds"},
+                       404: {"description": "no such search or finished trial, or no workers to build it"}},
+            summary="A trial's compressed model as a .tar.gz (safetensors, config, recipe), built by a worker")
+def download_trial(search_id: str, trial: int = _TRIAL, app=Depends(services)):
     job = app.jobs.get(search_id)
-    detail = candidate_detail(app, job, k)  # 404s before any heavy work
-    path = await run_in_threadpool(app.archives.archive, job, k, detail.recipe)
-    return FileResponse(path, media_type="application/gzip", filename=path.name)
+    spec = SearchSpec.model_validate_json(job.spec)
+    if app.studies.finished_trial(job, spec, trial) is None:
+        raise NotFound(f"trial: search {job.id} has no finished candidate with trial number {trial}")
+    archives = app.archives
+    path = archives.path(job.id, trial)
+    if archives.ready(path):
+        return FileResponse(path, media_type="application/gzip", filename=path.name)
+    if not app.settings.dispatch:
+        raise DownloadsUnavailable("trial: downloads are built by workers, and this server has no task queue")
+    if archives.should_ask(path):
+        archives.evict(keep=path)  # make room before a new archive arrives
+        try:
+            app.jobs.dispatcher.export(spec.model_dump(mode="json"), trial, str(path))
+        except Exception as exc:  # noqa: BLE001 - the broker is down: say so, do not 500
+            archives.forget(path)
+            raise HTTPException(503, f"trial: cannot reach the task queue to build the download "
+                                     f"({type(exc).__name__}); try again later") from None
+    body = Preparing(status="preparing", detail=f"a worker is building the download of trial {trial}; "
+                                                f"ask again in {RETRY_AFTER_S} s", retry_after=RETRY_AFTER_S)
+    return JSONResponse(body.model_dump(), status_code=202, headers={"Retry-After": str(RETRY_AFTER_S)})

@@ -38,6 +38,7 @@ def test_submit_poll_to_done_front_and_restart(celery_worker, tmp_path):
         assert candidate["metrics"]["stage"] == "full" and "recipe" not in candidate["metrics"]
         assert abs(sum(r["memory_bytes"] for r in candidate["layers"]) + candidate["memory_other_bytes"]
                    - candidate["memory_bytes"]) == 0
+        download_is_built_by_the_worker(client, candidate["download"], tmp_path)
     # a new app instance (a restart) on the same database: the job and its front, read from Optuna
     with TestClient(create_app(settings)) as again:
         after = again.get(f"/search/{job}").json()
@@ -73,3 +74,20 @@ def test_a_service_restart_mid_search_does_not_stop_it(celery_worker, tmp_path):
         detail = wait_for(second, job, lambda d: d["status"] in FINISHED)
         assert detail["status"] == "done", detail
         assert detail["progress"]["completed"] == 8 and detail["front"]
+
+
+def download_is_built_by_the_worker(client, url: str, tmp_path) -> None:
+    """202 'preparing' while a worker builds the archive, then the archive (the web process built nothing)."""
+    import io
+    import tarfile
+
+    first = client.get(url)
+    assert first.status_code == 202, first.text
+    deadline = time.monotonic() + 240
+    while (r := client.get(url)).status_code == 202:
+        assert time.monotonic() < deadline, "the worker did not build the download in time"
+        time.sleep(1)
+    assert r.status_code == 200, r.text
+    with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
+        names = tar.getnames()
+    assert any(n.endswith("recipe.json") for n in names) and any(n.endswith(".safetensors") for n in names)
