@@ -18,7 +18,9 @@ MIXED = parse_recipe({
                "re:self_attn\\.(v_proj|o_proj)$": {"bits": 16, "sparsity": 0.4, "sparsity_pattern": "channel"}},
     "width": {"mlp": 0.75, "heads": 0.5}, "keep_blocks": [0, 2]})
 RECIPES = {**{k: v for k, v in OLDER_FAMILY_RECIPES.items() if k != "mixed per-layer"}, "mixed per-layer": MIXED,
-           "heads only, GQA": C.uniform(heads=0.5, bits=5, group_size=16)}
+           "heads only, GQA": C.uniform(heads=0.5, bits=5, group_size=16),
+           "8-bit embeddings (a tied head follows)": parse_recipe(
+               {"layers": {"_default": {"bits": 4, "group_size": 32}}, "embedding": {"bits": 8, "group_size": 32}})}
 
 
 @pytest.mark.parametrize("model_type", NEW_FAMILIES)

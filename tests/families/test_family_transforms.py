@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from search.compress import apply
 from search.recipe import CompressionConfig as C
+from search.recipe import parse_recipe
 from tests.compress.helpers import outputs, token_batch
 from tests.families.configs import NEW_FAMILIES, family_model
 
@@ -50,3 +51,13 @@ def test_identity_recipe_is_the_teacher(teacher):
     model, ids, teacher_logp = teacher
     assert _kl(apply(model, C.uniform()), teacher_logp, ids) == 0.0
     assert torch.isfinite(teacher_logp).all()
+
+
+def test_compressed_embeddings_keep_the_family_scaling(teacher):
+    """Gemma scales looked-up rows by sqrt(hidden): an 8-bit table must give the same rows up to rounding."""
+    model, ids, _ = teacher
+    compressed = apply(model, parse_recipe({"embedding": {"bits": 8, "group_size": 32}}), dtype=torch.float32)
+    with torch.no_grad():
+        want = model.get_input_embeddings()(ids).float()
+        got = compressed.get_input_embeddings()(ids).float()
+    assert float((got - want).norm() / want.norm()) < 0.02
