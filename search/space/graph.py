@@ -176,12 +176,14 @@ def graph_from_config(config: dict[str, Any] | str | Path) -> ModelGraph:
 
 # transformers' defaults for fields a config.json may leave out, where they are not derived from others
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "gemma2": {"head_dim": 256, "num_key_value_heads": 4, "sliding_window": 4096,
+    "llama": {"max_position_embeddings": 2048},
+    "gemma2": {"head_dim": 256, "num_key_value_heads": 4, "sliding_window": 4096, "max_position_embeddings": 8192,
                "final_logit_softcapping": 30.0, "attn_logit_softcapping": 50.0},
-    "gemma3": {"head_dim": 256, "num_key_value_heads": 4, "sliding_window": 4096},
-    "qwen3": {"head_dim": 128, "sliding_window": 4096},
-    "qwen2": {"sliding_window": 4096},
-    "mistral": {"num_key_value_heads": 8, "sliding_window": 4096},
+    "gemma3": {"head_dim": 256, "num_key_value_heads": 4, "sliding_window": 4096, "max_position_embeddings": 131072},
+    "qwen3": {"head_dim": 128, "sliding_window": 4096, "max_position_embeddings": 32768},
+    "qwen2": {"sliding_window": 4096, "max_position_embeddings": 32768},
+    "mistral": {"num_key_value_heads": 8, "sliding_window": 4096, "max_position_embeddings": 131072},
+    "phi3": {"max_position_embeddings": 4096},
 }
 
 
@@ -248,7 +250,8 @@ def _llama_like(cfg: dict[str, Any], fam: Family) -> ModelGraph:
                 if fam.name.startswith("gemma") else {})
     return ModelGraph(family=fam.name, model_type=cfg["model_type"], is_causal=True, num_blocks=n, hidden_size=h,
                       num_heads=heads, num_kv_heads=kv, head_dim=hd, intermediate_size=inter, vocab_size=vocab,
-                      max_positions=_get(cfg, "max_position_embeddings", default=2048),
+                      max_positions=_get(cfg, "max_position_embeddings",
+                                         default=_field(cfg, fam, "max_position_embeddings")),
                       layers=tuple(layers), others=tuple(others), sliding_window=window,
                       sliding_blocks=sliding_blocks, **softcaps)
 

@@ -6,16 +6,16 @@ import torch
 from search.models import build_from_config
 from search.space.graph import graph_from_config, graph_from_model
 from tests.compress.helpers import token_batch
-from tests.families.configs import NEW_FAMILIES, family_config, family_model
+from tests.families.configs import NEW_FAMILIES, any_config, family_config, family_model
 
 # fields a config.json may leave out: the graph must fill them in as transformers does
 OPTIONAL = ("head_dim", "sliding_window", "sliding_window_pattern", "tie_word_embeddings", "query_pre_attn_scalar",
-            "final_logit_softcapping", "attn_logit_softcapping")
+            "final_logit_softcapping", "attn_logit_softcapping", "max_position_embeddings")
 
 
-@pytest.mark.parametrize("model_type", NEW_FAMILIES)
+@pytest.mark.parametrize("model_type", ["llama", "qwen2", *NEW_FAMILIES])
 def test_defaults_of_a_sparse_config_match_transformers(model_type):
-    config = {k: v for k, v in family_config(model_type, num_attention_heads=8, num_key_value_heads=8).items()
+    config = {k: v for k, v in any_config(model_type, num_attention_heads=8, num_key_value_heads=8).items()
               if k not in OPTIONAL}
     model = build_from_config(config)
     graph = graph_from_config(config)
@@ -24,6 +24,7 @@ def test_defaults_of_a_sparse_config_match_transformers(model_type):
     assert graph.layer("lm_head").tied == (model.lm_head.weight is model.model.embed_tokens.weight)
     attn = model.model.layers[0].self_attn
     assert graph.head_dim == attn.head_dim
+    assert graph.max_positions == model.config.max_position_embeddings
     window = getattr(model.config, "sliding_window", None)
     assert graph.sliding_window == window
     assert (graph.attn_softcap, graph.final_softcap) == (getattr(model.config, "attn_logit_softcapping", None),
