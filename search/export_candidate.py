@@ -28,18 +28,16 @@ def export_candidate(model_ref: str, recipe: CompressionConfig, out_dir: str | o
 
     ``loaded`` defaults to the process-wide cached model of ``model_ref``.
     """
-    from search.compress.export import export_compressed
+    from search.export import check_format, export_model
 
+    fmt = check_format(format)  # an unknown format fails before the build
     policy = policy or DataPolicy()
     loaded = loaded or loaded_model(model_ref)
     recipe.resolve(loaded.graph)
-    if format != "devicefit":
-        raise DeviceFitError(f"export format {format!r} is not available; use devicefit")
     if compressed is None:
         compressed = build(loaded, recipe, policy, recovery)
-    out = export_compressed(loaded, compressed, recipe, out_dir,
-                            extra_files={POLICY_FILE: json.dumps(policy.record(), indent=2) + "\n"})
-    return out
+    return export_model(loaded, compressed, recipe, out_dir, fmt, policy=policy,
+                        extra_files={POLICY_FILE: json.dumps(policy.record(), indent=2) + "\n"})
 
 
 def export_source(ref: str) -> str | None:

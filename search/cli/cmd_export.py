@@ -1,7 +1,9 @@
-"""``search-cli export``: save a compressed model (safetensors + recipe + config) to a directory.
+"""``search-cli export``: write a compressed model in its runtime's format (gguf, hf or devicefit).
 
 Two forms: a recipe given on the command line (``--model REF --bits 4 ... --out DIR``),
 or a candidate of a saved search front (``search-cli export STUDY --candidate K --out DIR``).
+``--format`` picks the format (search.cli.export_format); a format that cannot express the
+candidate is refused with one line (exit code 2), never written as something else.
 """
 
 from __future__ import annotations
@@ -12,6 +14,14 @@ import sys
 from pathlib import Path
 
 from search.cli.cmd_evaluate import RECIPE_OPTIONS, add_data_args
+from search.cli.export_format import (
+    device_format,
+    filetype_format,
+    load_hint,
+    set_format_help,
+    take_export_format,
+    written_path,
+)
 from search.cli.recipe_args import add_recipe_args, recipe_from_args
 from search.data import read_text_file
 from search.data_policy import DataPolicy
@@ -20,26 +30,29 @@ from search.errors import DeviceFitError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "export", help="save a compressed model to a directory",
-        description="Compress a model with a recipe (or a saved search's candidate) and save it as "
-                    "safetensors + recipe.json + config.json; load it back with `--model DIR`.")
+        "export", help="save a compressed model as GGUF, a Hugging Face checkpoint or devicefit's format",
+        description="Compress a model with a recipe (or a saved search's candidate) and write it in the "
+                    "device runtime's format: a GGUF file for llama.cpp, a directory plain transformers "
+                    "loads (hf), or devicefit's own packed format; load it back with `--model PATH`.")
     p.add_argument("study", nargs="?", metavar="STUDY", help="a saved search; use with --candidate K")
     p.add_argument("--candidate", type=int, metavar="K", help="which candidate of the study's front to export")
     p.add_argument("--model", default=None, metavar="REF",
                    help="directory, config.json, Hub id or demo:minilm (default)")
     add_recipe_args(p)
+    set_format_help(p)
     add_data_args(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--out", required=True, metavar="PATH",
+                   help="output directory (gguf: a .gguf file, or a directory that gets model.gguf)")
     p.add_argument("--json", action="store_true", help="print one JSON object describing the export")
     p.set_defaults(func=run)
 
 
-def _from_study(args: argparse.Namespace) -> tuple[str, object, DataPolicy, dict]:
-    """(model ref, recipe, data policy, recorded recovery) of a saved candidate."""
+def _from_study(args: argparse.Namespace) -> tuple[str, object, DataPolicy, dict, str]:
+    """(model ref, recipe, data policy, recorded recovery, device) of a saved candidate."""
     if args.candidate is None:
         raise DeviceFitError(f"say which candidate of study {args.study!r} to export: --candidate K")
     given = [f"--{name.replace('_', '-')}" for name in RECIPE_OPTIONS if getattr(args, name) is not None]
-    given += [f"--{name.replace('_', '-')}" for name in ("samples", "calib_rows", "seq_len")
+    given += [f"--{name.replace('_', '-')}" for name in ("samples", "calib_rows", "seq_len", "format")
               if getattr(args, name) is not None]
     if args.model is not None or given:
         raise DeviceFitError("a study's candidate brings its own model, recipe and data policy; drop "
@@ -56,7 +69,7 @@ def _from_study(args: argparse.Namespace) -> tuple[str, object, DataPolicy, dict
         text = read_text_file(args.calibration) if args.calibration else spec.calibration_text
         policy = DataPolicy.from_record(metrics["data"], text)
     # a candidate the search recovered (spec.recover) is exported with its recovered weights
-    return spec.model, recipe, policy, metrics.get("recovery") or {}
+    return spec.model, recipe, policy, metrics.get("recovery") or {}, spec.device
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,12 +82,15 @@ def run(args: argparse.Namespace) -> int:
     from search.models import load_graph
 
     recovery: dict = {}
+    fmt = take_export_format(args)  # gguf / hf / devicefit; any other --format value is a file type (a recipe)
     if args.study is not None:
-        ref, recipe, policy, recovery = _from_study(args)
+        ref, recipe, policy, recovery, device = _from_study(args)
+        fmt = fmt or device_format(device)
     else:
         if args.candidate is not None:
             raise DeviceFitError("--candidate K needs the study it belongs to: search-cli export STUDY --candidate K")
         ref = args.model or "demo:minilm"
+        fmt = fmt or (filetype_format(args.format) if args.format else "hf")  # no device: hf
         graph = load_graph(ref)
         recipe = recipe_from_args(args, graph)  # bad input fails before the weights load
         policy = policy_from_args(args)
@@ -89,15 +105,16 @@ def run(args: argparse.Namespace) -> int:
         recipe.resolve(loaded.graph)
         bar.set_description("compressing and writing")
         bar.update()
-        export_candidate(ref, recipe, out, policy=policy, recovery=recovery, loaded=loaded)
+        export_candidate(ref, recipe, out, policy=policy, recovery=recovery, format=fmt, loaded=loaded)
         bar.update()
     memory = memory_report(loaded.graph, recipe).total_bytes
-    disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    path = written_path(fmt, out)
+    disk = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     if args.json:
-        print(json.dumps({"out": str(out), "model": ref, "memory_bytes": int(memory), "disk_bytes": disk,
-                          "recipe": recipe.model_dump(mode="json")}))
+        print(json.dumps({"out": str(path), "format": fmt, "model": ref, "memory_bytes": int(memory),
+                          "disk_bytes": disk, "recipe": recipe.model_dump(mode="json")}))
         return 0
-    print(f"exported {ref} ({recipe.summary()}) to {out}")
+    print(f"exported {ref} ({recipe.summary()}) as {fmt} to {path}")
     print(f"memory   {memory / 1e6:.2f} MB computed, {disk / 1e6:.2f} MB on disk")
-    print(f"load it  search.load_compressed({str(out)!r}) in Python, or --model {out} in search-cli")
+    print(load_hint(fmt, path, loaded.graph.is_causal))
     return 0

@@ -42,8 +42,8 @@ def export_model(loaded: Any, compressed: Any, recipe: Any, out: str | os.PathLi
                  *, policy: Any = None, extra_files: dict[str, str] | None = None) -> Path:
     """Write ``compressed`` (built from ``loaded`` by ``recipe``) to ``out`` in ``format``; returns the path written.
 
-    policy: the DataPolicy the candidate was scored with (recorded in a GGUF); extra_files: text files
-    written beside a devicefit export.
+    policy: the DataPolicy the candidate was scored with (recorded in a GGUF's metadata); extra_files:
+    text files written beside a devicefit or hf export (e.g. that policy's record).
     """
     fmt = check_format(format)
     if fmt == "devicefit":
@@ -53,19 +53,19 @@ def export_model(loaded: Any, compressed: Any, recipe: Any, out: str | os.PathLi
     if fmt == "hf":
         from search.export.hf import write_hf
 
-        return write_hf(loaded, compressed, recipe, out)
+        return write_hf(loaded, compressed, recipe, out, extra_files=extra_files)
     return _write_gguf(loaded, compressed, recipe, out, policy)
 
 
 def _write_gguf(loaded: Any, compressed: Any, recipe: Any, out: str | os.PathLike, policy: Any) -> Path:
-    try:
-        from search.runtimes.gguf_writer import write_gguf
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("search.runtimes", "search.runtimes.gguf_writer", "gguf"):
-            raise
-        raise DeviceFitError("--format gguf needs the GGUF writer and the gguf package: pip install "
-                             "'devicefit[llamacpp]' (or export with --format hf)") from None
     check_gguf_expressible(compressed)
+    try:
+        import gguf  # noqa: F401 - the writer imports it only when it writes
+    except ModuleNotFoundError:
+        raise DeviceFitError("--format gguf needs the gguf package: pip install 'devicefit[llamacpp]' "
+                             "(or export with --format hf)") from None
+    from search.runtimes.gguf_writer import write_gguf
+
     return write_gguf(compressed, loaded.tokenizer, recipe, gguf_path(out), source=loaded.ref, policy=policy)
 
 

@@ -52,14 +52,17 @@ def plan_layers(loaded: Any, compressed: Any) -> tuple[dict[str, Any], list[str]
     return layers, notes, gguf_float
 
 
-def write_hf(loaded: Any, compressed: Any, recipe: Any, out_dir: Any) -> Path:
+def write_hf(loaded: Any, compressed: Any, recipe: Any, out_dir: Any, *,
+             extra_files: dict[str, str] | None = None) -> Path:
     """A directory plain transformers loads (AutoModelForCausalLM / AutoModel.from_pretrained)."""
     from search.export.hf_compressed import write_hf_compressed
     from search.export.hf_dense import write_hf_dense
 
     layers, notes, gguf_float = plan_layers(loaded, compressed)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
     if layers or gguf_float:
-        return write_hf_compressed(loaded, compressed, recipe, out_dir, layers, notes)
-    return write_hf_dense(loaded, compressed, recipe, out_dir, notes)
+        path = write_hf_compressed(loaded, compressed, recipe, out_dir, layers, notes, extra_files)
+    else:
+        path = write_hf_dense(loaded, compressed, recipe, out_dir, notes, extra_files)
+    for note in notes:  # after the write: a refusal stays the only line
+        print(f"note: {note}", file=sys.stderr)
+    return path

@@ -172,7 +172,8 @@ def require_compressed_tensors() -> None:
 
 
 def write_hf_compressed(loaded: Any, compressed: Any, recipe: Any, out_dir: Any,
-                        layers: dict[str, PackedLayer], notes: list[str]) -> Path:
+                        layers: dict[str, PackedLayer], notes: list[str],
+                        extra_files: dict[str, str] | None = None) -> Path:
     """Write the directory: dense tensors from a standard model of the real shapes, quantized layers packed."""
     import torch
     from safetensors.torch import save_file
@@ -201,7 +202,7 @@ def write_hf_compressed(loaded: Any, compressed: Any, recipe: Any, out_dir: Any,
         config.to_json_file(str(tmp / "config.json"), use_diff=False)
         if model.can_generate():
             model.generation_config.save_pretrained(str(tmp))
-        write_side_files(loaded, recipe, tmp, "hf", notes)
+        write_side_files(loaded, recipe, tmp, "hf", notes, extra_files)
     return Path(out_dir).expanduser().resolve()
 
 

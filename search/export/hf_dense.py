@@ -123,8 +123,9 @@ def _source_pooler(loaded: Any) -> dict[str, Any]:
                 if k.removeprefix("bert.").startswith("pooler.")}
 
 
-def write_side_files(loaded: Any, recipe: Any, directory: Path, fmt: str, notes: list[str]) -> None:
-    """Tokenizer, sentence-transformers files of the source, and the provenance record."""
+def write_side_files(loaded: Any, recipe: Any, directory: Path, fmt: str, notes: list[str],
+                     extra_files: dict[str, str] | None = None) -> None:
+    """Tokenizer, sentence-transformers files of the source, the provenance record and ``extra_files``."""
     if hasattr(loaded.tokenizer, "save_pretrained"):
         loaded.tokenizer.save_pretrained(str(directory))
     source = getattr(loaded, "source_dir", None)
@@ -140,18 +141,21 @@ def write_side_files(loaded: Any, recipe: Any, directory: Path, fmt: str, notes:
     record = {"format": fmt, "source": loaded.ref, "summary": recipe.summary(), "notes": notes,
               "recipe": recipe.model_dump(mode="json")}
     (directory / PROVENANCE).write_text(json.dumps(record, indent=2) + "\n")
+    for name, text in (extra_files or {}).items():
+        (directory / name).write_text(text)
 
 
 def is_hf_export(path: Path) -> bool:
     return (path / PROVENANCE).is_file()
 
 
-def write_hf_dense(loaded: Any, compressed: Any, recipe: Any, out_dir: Any, notes: list[str] | None = None) -> Path:
+def write_hf_dense(loaded: Any, compressed: Any, recipe: Any, out_dir: Any, notes: list[str] | None = None,
+                   extra_files: dict[str, str] | None = None) -> Path:
     """Write the dense hf directory atomically; returns its path."""
     from search.export.staging import staged_directory
 
     model = standard_model(loaded, compressed)
     with staged_directory(out_dir, is_hf_export) as tmp:
         model.save_pretrained(str(tmp))
-        write_side_files(loaded, recipe, tmp, "hf", list(notes or []))
+        write_side_files(loaded, recipe, tmp, "hf", list(notes or []), extra_files)
     return Path(out_dir).expanduser().resolve()

@@ -121,7 +121,7 @@ def test_export_writes_a_model_that_loads_back_with_the_same_outputs(capsys, tmp
     from search.evaluation import calibration_rows
 
     out = tmp_path / "exported"
-    assert main(["export", "--model", str(llama_config), "--bits", "4", "--group-size", "16",
+    assert main(["export", "--model", str(llama_config), "--bits", "4", "--group-size", "16", "--format", "devicefit",
                  "--samples", "4", "--seq-len", "32", "--out", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["out"] == str(out) and info["disk_bytes"] > 0
@@ -154,7 +154,7 @@ def test_export_a_candidate_of_a_saved_search(capsys, tmp_path, monkeypatch, lla
     write_front("saved", {"study": "saved", "spec": spec.model_dump(mode="json"),
                           "front": [{"recipe": r.model_dump(mode="json"), "quality": {"kl": 0.1}} for r in recipes]})
     out = tmp_path / "candidate1"
-    assert main(["export", "saved", "--candidate", "1", "--out", str(out), "--json"]) == 0
+    assert main(["export", "saved", "--candidate", "1", "--format", "devicefit", "--out", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["model"] == str(llama_config) and info["recipe"]["layers"]["_default"]["bits"] == 3
     assert json.loads((out / "recipe.json").read_text())["layers"]["_default"]["bits"] == 3
