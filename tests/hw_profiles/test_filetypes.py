@@ -225,3 +225,29 @@ def test_predict_format_errors_exit_2(tmp_path, capsys):
     assert len(err) == 1 and "Q4_K_M" in err[0] and "q4f16_1" in err[0] and "Traceback" not in err[0]
     assert main(["predict", "--device", "rpi5", "--model", str(config), "--format", "Q4_0", "--bits", "4"]) == 2
     assert "--format" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_file_type_recipes_build_models_of_the_predicted_size(tied):
+    """apply() builds every file type's recipe; its bytes are what memory and latency count."""
+    import torch
+    import transformers
+
+    from search.compress import apply
+    from search.memory import memory_report, model_bytes
+    from search.space.graph import graph_from_model
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=512,
+                                      tie_word_embeddings=tied)
+    model = transformers.LlamaForCausalLM(config).eval()
+    graph = graph_from_model(model)
+    for ftype in ("Q4_K_M", "Q4_0", "q4f16_1"):
+        recipe = recipe_for_filetype(graph, ftype)
+        built = apply(model, recipe)
+        assert model_bytes(built) == memory_report(graph, recipe).total_bytes
+        with torch.no_grad():
+            assert torch.isfinite(built(torch.randint(0, 512, (1, 8))).logits).all()
+        predicted = predict_latency(graph, recipe, "decode:8", load_profile("rpi5"))
+        assert predicted.weight_bytes == memory_report(graph, recipe).total_bytes
