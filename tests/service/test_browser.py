@@ -34,6 +34,8 @@ def page():
 
 
 def test_start_a_search_from_the_form_watch_it_and_download_a_candidate(served, page, tmp_path):
+    from playwright.sync_api import expect
+
     SHOTS.mkdir(parents=True, exist_ok=True)
     external = []
     page.on("request", lambda r: None if r.url.startswith(served) else external.append(r.url))
@@ -51,10 +53,11 @@ def test_start_a_search_from_the_form_watch_it_and_download_a_candidate(served, 
     page.wait_for_url("**/searches/*", timeout=30_000)
     search_id = page.url.rstrip("/").split("/")[-1]
 
-    page.wait_for_function("document.getElementById('status').textContent.trim() === 'running'", timeout=120_000)
-    page.wait_for_function("document.getElementById('status').textContent.trim() === 'done'", timeout=300_000)
-    page.wait_for_function("document.querySelectorAll('#front-plot circle.point').length >= 3", timeout=10_000)
+    # locator waits, not wait_for_function: the pages' CSP (no eval) holds in this browser too
+    expect(page.locator("#status")).to_have_text("running", timeout=120_000)
+    expect(page.locator("#status")).to_have_text("done", timeout=300_000)
     points = page.locator("#front-plot circle.point")
+    points.nth(2).wait_for(timeout=10_000)
     assert points.count() >= 3
     assert page.locator("#front-plot line.budget").count() == 1  # the 200 ms budget line
     assert page.locator("#progress-text").inner_text().startswith("6 / 6")
