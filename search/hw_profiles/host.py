@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
-import statistics
 
 import numpy as np
 
-from search.hw_profiles.measure import DEFAULT_THREADS, pinned_threads, runner, time_ms
+from search.hw_profiles.measure import DEFAULT_THREADS, interleaved_medians, pinned_threads, runner
 from search.hw_profiles.profile import DeviceProfile, Efficiency, MeasuredTables
 
 LINEAR_SHAPES = ((384, 96), (96, 384), (384, 384), (384, 1536), (1536, 384), (768, 192), (768, 768),
@@ -42,24 +41,6 @@ REFERENCE = {
                  max_position_embeddings=1024),  # MiniLM-shaped: small encoders use 32-wide heads
 }
 BLOCK_KEY = {"llama": "num_hidden_layers", "qwen2": "num_hidden_layers", "gpt2": "n_layer", "bert": "num_hidden_layers"}
-
-
-def interleaved_medians(cases: dict, rounds: int, warmup: int = 2, clock: str = "cpu") -> dict:
-    """Median ms of each case over interleaved rounds; in a round each case runs once untimed, then once timed.
-
-    Interleaving spreads a burst of load from other jobs over every case alike; the untimed run
-    right before each timed one brings the case's data back into the caches, as when a deployed model
-    runs request after request (otherwise every case would be timed cold, evicted by the others).
-    """
-    for fn in cases.values():
-        for _ in range(warmup):
-            fn()
-    samples: dict = {k: [] for k in cases}
-    for _ in range(rounds):
-        for key, fn in cases.items():
-            fn()
-            samples[key].append(time_ms(fn, clock))
-    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def bench_linear(rounds: int) -> tuple[dict[int, float], dict[int, float], float]:

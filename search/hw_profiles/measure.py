@@ -104,6 +104,24 @@ def time_ms(fn: Callable[[], None], clock: str = "cpu") -> float:
     return (now() - start) / 1e6
 
 
+def interleaved_medians(cases: dict, rounds: int, warmup: int = 2, clock: str = "cpu") -> dict:
+    """Median ms of each case over interleaved rounds; in a round each case runs once untimed, then once timed.
+
+    Interleaving spreads a burst of load from other jobs over every case alike; the untimed run
+    right before each timed one brings the case's data back into the caches, as when a deployed model
+    runs request after request (otherwise every case would be timed cold, evicted by the others).
+    """
+    for fn in cases.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict = {k: [] for k in cases}
+    for _ in range(rounds):
+        for key, fn in cases.items():
+            fn()
+            samples[key].append(time_ms(fn, clock))
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
 def default_clock(threads: int) -> str:
     return "cpu" if threads == 1 else "wall"
 
