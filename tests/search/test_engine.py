@@ -146,14 +146,10 @@ def test_process_pool_keeps_several_trials_in_flight(tiny_spec):
 
 
 @pytest.mark.integration
-def test_postgresql_storage(tiny_spec):
+def test_postgresql_storage(tiny_spec, postgres_url):
     import uuid
 
-    url = "postgresql://postgres@127.0.0.1:5432/test"
-    try:
-        make_storage(url)
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
+    url = postgres_url  # a private PostgreSQL (tests/conftest.py); fails, never skips, if it cannot start
     name = f"devicefit-test-{uuid.uuid4().hex[:10]}"
     spec = tiny_spec(trials=10, storage=url, study_name=name)
     try:
