@@ -45,11 +45,15 @@ class Candidate(BaseModel):
         return self.recipe.summary()
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        # unset optional fields are left out; the recipe stays whole (its nulls are meaningful)
+        return {k: v for k, v in self.model_dump(mode="json").items() if v is not None}
 
     def record(self) -> dict[str, Any]:
         """What the trial stores (its number and seed label live on the trial itself)."""
-        return self.model_dump(mode="json", exclude={"trial", "seed", "summary"}, exclude_none=True)
+        data = self.to_json()
+        for key in ("trial", "seed", "summary"):
+            data.pop(key, None)
+        return data
 
     @classmethod
     def from_record(cls, number: int, record: dict[str, Any], seed: str | None,

@@ -26,6 +26,7 @@ from search.candidates import CANDIDATE_ATTR, Candidate, front_of, pessimistic_q
 from search.errors import InfeasibleError
 from search.evaluation import evaluate_task as evaluate_candidate
 from search.executor import EvalResult, EvalTask, Executor
+from search.hw_profiles.runtimes import runtime_caps
 from search.export_candidate import export_candidate
 from search.progress import Progress
 from search.recipe import CompressionConfig
@@ -97,7 +98,7 @@ class _Search:
         self.staged, self.max_full = staged, max_full_evaluations
         self.graph = load_graph(spec.model)
         self.cheap = CheapEvaluator(spec, self.graph)
-        self.space = RecipeSpace(self.graph, spec.space)
+        self.space = RecipeSpace(self.graph, spec.space, runtime_caps(self.cheap.profile))
         self.metric = primary_metric(self.graph)
         check_reachable(spec, self.space, self.cheap)
         self.study = open_study(spec, self.metric[1], resume=resume, evaluations=max_full_evaluations)
@@ -298,7 +299,8 @@ def preflight(spec: SearchSpec) -> None:
     from search.study import make_storage
 
     graph = load_graph(spec.model)
-    check_reachable(spec, RecipeSpace(graph, spec.space), CheapEvaluator(spec, graph))
+    cheap = CheapEvaluator(spec, graph)
+    check_reachable(spec, RecipeSpace(graph, spec.space, runtime_caps(cheap.profile)), cheap)
     make_storage(storage_url(spec))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search.recipe import (
     DEFAULT_KEY,
@@ -25,7 +25,11 @@ from search.recipe import (
     evenly_spaced_blocks,
 )
 from search.space.graph import ModelGraph
+from search.space.runtime_choices import embedding_format, gguf_format, runnable_width
 from search.spec import SearchSpace
+
+if TYPE_CHECKING:
+    from search.hw_profiles.runtimes import RuntimeCaps
 
 UNSTRUCTURED = "unstructured"
 
@@ -94,31 +98,47 @@ def _nearest(choices: list[Any], value: Any) -> Any:
 
 
 class RecipeSpace:
-    """A SearchSpace laid over one model: parameter choices and params <-> recipe."""
+    """A SearchSpace laid over one model: parameter choices and params <-> recipe.
 
-    def __init__(self, graph: ModelGraph, space: SearchSpace):
-        self.graph, self.space = graph, space
+    With a runtime's capabilities (``caps``), only what that runtime runs is proposed: its bits and
+    group sizes, its sparsity patterns, low-rank only where it has factorised layers, and for GGUF
+    runtimes each group's bits as the GGUF type whose blocks fit the layers' rows (K-quants need
+    multiples of 256, the others 32), widths that keep rows whole blocks, and quantized embeddings.
+    """
+
+    def __init__(self, graph: ModelGraph, space: SearchSpace, caps: RuntimeCaps | None = None):
+        self.graph, self.space, self.caps = graph, space, caps
+        self.gguf = caps is not None and caps.gguf
         self.groups = layer_groups(graph, space.granularity)
         axes = set(space.axes)
         per_group: dict[str, list[Any]] = {}
         if "bits" in axes:
-            per_group["bits"] = list(space.bits)
-            if len(space.group_sizes) > 1:
-                per_group["group"] = list(space.group_sizes)
+            per_group["bits"] = [b for b in space.bits if caps is None or self.gguf or caps.bits is None
+                                 or b in caps.bits] or [16]
+            groups = [g for g in space.group_sizes
+                      if caps is None or (not self.gguf and (caps.group_sizes is None or g in caps.group_sizes))]
+            if len(groups) > 1:
+                per_group["group"] = groups
+            self.group_sizes = groups or [caps.group_sizes[0] if caps and caps.group_sizes else space.group_sizes[0]]
         if "sparsity" in axes:
-            options = [sparsity_option(s, p) for s in space.sparsity for p in space.sparsity_patterns
+            patterns = [p for p in space.sparsity_patterns if caps is None or p in caps.sparsity_patterns]
+            options = [sparsity_option(s, p) for s in space.sparsity for p in patterns
                        if s == 0 or p != "2:4" or s == 0.5]
-            per_group["sparsity"] = list(dict.fromkeys(options))
-        if "rank" in axes:
+            per_group["sparsity"] = list(dict.fromkeys(options)) or ["0"]
+        if "rank" in axes and (caps is None or caps.factorised_layers):
             per_group["rank"] = list(space.ranks)
         self.choices: dict[str, list[Any]] = {}
         for group in self.groups:
             for name, options in per_group.items():
                 if len(options) > 1:
                     self.choices[f"{group.label}.{name}"] = options
-        if "width" in axes and len(space.width) > 1:
-            self.choices["width.mlp"] = list(space.width)
-            self.choices["width.heads"] = list(space.width)
+        if self.gguf and caps.quantized_embeddings and "bits" in axes and len(per_group["bits"]) > 1:
+            self.choices["embedding.bits"] = per_group["bits"]
+        if "width" in axes:
+            for part in ("mlp", "heads"):
+                widths = [w for w in space.width if not self.gguf or runnable_width(graph, part, w)]
+                if len(widths) > 1:
+                    self.choices[f"width.{part}"] = widths
         if "depth" in axes and len(space.depth) > 1:
             self.choices["depth"] = list(space.depth)
 
@@ -141,32 +161,44 @@ class RecipeSpace:
 
     def recipe(self, params: dict[str, Any]) -> CompressionConfig:
         s = self.space
+        width = Width(mlp=self._get(params, "width.mlp", s.width[0] if "width" in s.axes else 1.0),
+                      heads=self._get(params, "width.heads", s.width[0] if "width" in s.axes else 1.0))
         layers: dict[str, LayerCompression] = {}
         for group in self.groups:
             bits = self._get(params, f"{group.label}.bits", s.bits[0] if "bits" in s.axes else 16)
-            group_size = self._get(params, f"{group.label}.group", s.group_sizes[0])
+            if self.gguf:  # per layer, as llama.cpp falls back per tensor when the blocks do not fit its rows
+                formats = {name: gguf_format(self.graph, (name,), width, bits, self.caps) for name in group.layers}
+                common = max(formats.values(), key=list(formats.values()).count)
+                layers[group.key] = LayerCompression(format=common)
+                layers.update((name, LayerCompression(format=f)) for name, f in formats.items()
+                              if f != common and name != group.key)
+                continue
+            group_size = self._get(params, f"{group.label}.group",
+                                   self.group_sizes[0] if "bits" in s.axes else s.group_sizes[0])
             fraction, pattern = parse_sparsity_option(self._get(
                 params, f"{group.label}.sparsity",
                 sparsity_option(s.sparsity[0], s.sparsity_patterns[0]) if "sparsity" in s.axes else "0"))
             rank = self._get(params, f"{group.label}.rank", s.ranks[0] if "rank" in s.axes else 1.0)
+            symmetric = bool(self.caps is not None and self.caps.symmetric)
             layers[group.key] = LayerCompression(
-                bits=bits, group_size=group_size, sparsity=fraction, sparsity_pattern=pattern,
+                bits=bits, group_size=group_size, symmetric=symmetric, sparsity=fraction, sparsity_pattern=pattern,
                 sparsity_score=s.sparsity_score if fraction > 0 else "magnitude",
                 rank=None if rank >= 1.0 else float(rank))
         layers = _fold_common_setting(layers)
-        width = Width(mlp=self._get(params, "width.mlp", s.width[0] if "width" in s.axes else 1.0),
-                      heads=self._get(params, "width.heads", s.width[0] if "width" in s.axes else 1.0))
+        embedding = LayerCompression()
+        if "embedding.bits" in self.choices:
+            embedding = LayerCompression(format=embedding_format(self.graph, params["embedding.bits"], self.caps))
         depth = self._get(params, "depth", s.depth[0] if "depth" in s.axes else 1.0)
         keep = evenly_spaced_blocks(self.graph.num_blocks, depth)
         keep_blocks = None if len(keep) == self.graph.num_blocks else keep
-        return CompressionConfig(layers=layers, width=width, keep_blocks=keep_blocks)
+        return CompressionConfig(layers=layers, width=width, keep_blocks=keep_blocks, embedding=embedding)
 
     # ---- recipes -> params (seed trials) -------------------------------
     def params(self, *, bits: int = 16, group_size: int = 128, sparsity: str = "0", rank: float = 1.0,
                mlp: float = 1.0, heads: float = 1.0, depth: float = 1.0,
                per_group: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
         """Parameters of a uniform recipe (per_group overrides by group label), snapped to the choices."""
-        wanted: dict[str, Any] = {"width.mlp": mlp, "width.heads": heads, "depth": depth}
+        wanted: dict[str, Any] = {"width.mlp": mlp, "width.heads": heads, "depth": depth, "embedding.bits": bits}
         for group in self.groups:
             settings = {"bits": bits, "group": group_size, "sparsity": sparsity, "rank": rank}
             settings.update((per_group or {}).get(group.label, {}))

@@ -10,7 +10,8 @@ from search.export_candidate import evaluate_export
 
 
 def test_exports_reproduce_the_recorded_quality(tiny_spec, tmp_path):
-    spec = tiny_spec(trials=10, calib_samples=4, calib_rows=3, seq_len=32,
+    # the host runs devicefit's own PyTorch layers: Wanda sparsity and width pruning are both proposed there
+    spec = tiny_spec(trials=10, calib_samples=4, calib_rows=3, seq_len=32, device="host", budget={},
                      space={"axes": ["bits", "sparsity", "width"], "granularity": "model", "bits": [16, 8, 4],
                             "sparsity": [0.0, 0.5], "sparsity_patterns": ["unstructured"],
                             "sparsity_score": "wanda", "width": [1.0, 0.75, 0.5]})
