@@ -64,6 +64,7 @@ class SearchLease:
         self.r, self.study = client, study
         self.token = f"{worker}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
         self.lost = threading.Event()  # someone else took it: this engine is no longer the one
+        self.entry = ""  # how to send this search again (the registry's value)
 
     def take(self) -> None:
         """Take the lease or raise LeaseHeld; a finished search is never taken again."""
@@ -78,8 +79,8 @@ class SearchLease:
     def held(self, task_id: str, kwargs: dict[str, Any], queue: str) -> Iterator[SearchLease]:
         """Take the lease, register the search as active, renew the lease until the body ends."""
         self.take()
-        entry = json.dumps({"task_id": task_id, "kwargs": kwargs, "queue": queue, "token": self.token})
-        retrying(lambda: self.r.hset(ACTIVE, self.study, entry))
+        self.entry = json.dumps({"task_id": task_id, "kwargs": kwargs, "queue": queue, "token": self.token})
+        retrying(lambda: self.r.hset(ACTIVE, self.study, self.entry))
         stop = threading.Event()
         beat = threading.Thread(target=self._renew, args=(stop,), name=f"lease {self.study}", daemon=True)
         beat.start()
@@ -108,6 +109,8 @@ class SearchLease:
                     if not self.lost.is_set():
                         log.error("search %s: another runner took the lease; this engine stops", self.study)
                     self.lost.set()
+                else:  # after a Redis restart the registry is gone too: list the search again
+                    self.r.hsetnx(ACTIVE, self.study, self.entry)
             except redis.RedisError:
                 pass  # Redis is restarting; the next renewal re-creates the lease
 
