@@ -95,6 +95,7 @@ def standard_model(loaded: Any, compressed: Any, dtype: Any = None) -> Any:
     kwargs = {"add_pooling_layer": bool(pooler)} if loaded.graph.family == "bert" else {}
     with no_init_weights():  # every tensor is loaded below
         model = _model_class(config.model_type)(config, **kwargs).to(dtype).eval()
+    model.tie_weights()  # skipped without weight initialisation: a tied head would be saved twice
     for name, module in model.named_modules():
         if type(module).__name__ == "Conv1D" and f"{name}.weight" in state:  # GPT-2 stores [in, out]
             state[f"{name}.weight"] = state[f"{name}.weight"].t()

@@ -42,6 +42,8 @@ def test_width_pruned_model_is_a_smaller_standard_checkpoint(tmp_path, family):
     assert (config["intermediate_size"], config["num_attention_heads"], config["num_key_value_heads"],
             config["num_hidden_layers"]) == (88, 2, 1, 2)
     assert "quantization_config" not in config
+    stored = load_file(str(tmp_path / "hf" / "model.safetensors"))
+    assert ("lm_head.weight" in stored) == (family == "llama")  # Qwen2's tied head is stored once
     plain = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
     assert plain.dtype == torch.bfloat16
     assert kl(logits(compressed), logits(plain)) < 1e-7  # the same bf16 weights and shapes: the same model
