@@ -23,7 +23,7 @@ from service.job_store import JobStore
 from service.jobs import Jobs
 from service.limits import RequestSizeLimit
 from service.response_cache import ResponseCache
-from service.routes import candidates, devices, pages, searches
+from service.routes import candidates, devices, docs, pages, searches
 from service.settings import Settings
 from service.studies import Studies
 
@@ -67,15 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         services.engine.dispose()
 
-    # no Swagger/ReDoc pages: they load their scripts from a CDN; the schema is at /openapi.json
+    # FastAPI's Swagger/ReDoc pages load their scripts from a CDN: /docs is our own (routes/docs.py)
     app = FastAPI(title="devicefit", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.services = services
     errors.install(app)
     openapi.install(app)
-    for module in (searches, candidates, devices, pages):
+    for module in (searches, candidates, devices, pages, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    docs.mount(app)
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: even a 413 or a 500 carries them
     return app

@@ -94,3 +94,15 @@ def test_start_a_search_from_the_form_watch_it_and_download_a_candidate(served, 
     assert page.locator(f'[data-status-of="{search_id}"]').inner_text() == "done"
     page.screenshot(path=str(SHOTS / "searches.png"), full_page=True)
     assert external == []  # no CDN: every script and style came from the app
+
+
+def test_swagger_ui_works_offline_under_the_csp(served, page):
+    from playwright.sync_api import expect
+
+    external, errors = [], []
+    page.on("request", lambda r: None if r.url.startswith(served) else external.append(r.url))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    assert page.goto(served + "/docs").ok
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("devicefit", timeout=30_000)
+    expect(page.locator(".opblock-summary-path", has_text="/search/{search_id}")).to_have_count(2)
+    assert external == [] and not [e for e in errors if "Content Security Policy" in e], errors
