@@ -26,7 +26,7 @@ def _rule_label(key: str) -> str:
 
 
 def _setting(s: dict[str, Any]) -> str:
-    out = f"{s['bits']}b" if s["bits"] < 16 else "16b"
+    out = s.get("format") or (f"{s['bits']}b" if s["bits"] < 16 else "16b")
     if s.get("sparsity"):
         pattern = s.get("sparsity_pattern", "unstructured")
         out += f" {s['sparsity']:.0%}" + ("" if pattern == "unstructured" else f" {pattern}")
@@ -49,6 +49,9 @@ def recipe_text(recipe: dict[str, Any]) -> str:
         text += f" · heads×{r['width']['heads']:g}"
     if r["keep_blocks"] is not None:
         text += f" · {len(r['keep_blocks'])} blocks"
+    embedding = r.get("embedding") or {}
+    if embedding.get("format") or embedding.get("bits", 16) < 16:
+        text += f" · emb {_setting(embedding)}"
     return text
 
 

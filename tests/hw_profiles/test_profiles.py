@@ -6,7 +6,7 @@ import pytest
 
 from search.errors import DeviceError
 from search.hw_profiles import list_profiles, load_profile
-from search.hw_profiles.profile import DATA_DIR, DeviceProfile
+from search.hw_profiles.profile import DeviceProfile
 
 REQUIRED = ["rpi4", "rpi5", "jetson-orin-nano", "jetson-orin-nano-super", "jetson-agx-orin", "apple-m1", "apple-m2",
             "apple-m4", "snapdragon-8-gen-2", "snapdragon-7-plus-gen-2", "intel-core-ultra-258v", "h100-sxm", "host"]
@@ -77,24 +77,3 @@ def test_weight_formats_must_include_16():
     data["weight_formats"] = [4, 8]
     with pytest.raises(ValueError):
         DeviceProfile.model_validate(data)
-
-
-def test_package_data_matches_shared_facts():
-    shared = Path(__file__).resolve().parents[3] / "shared" / "devices"
-    if not shared.is_dir():
-        pytest.skip("../shared/devices is not beside this checkout")
-    assert (DATA_DIR / "architectures.json").read_text() == (shared / "architectures.json").read_text()
-    # the package copy names each format as an exact file type (q4f16 -> q4f16_1) and computes bpw from the
-    # mixture; the measurements themselves are the shared ones
-    mine, theirs = _measurements(DATA_DIR / "calibration.csv"), _measurements(shared / "calibration.csv")
-    assert mine == theirs
-
-
-def _measurements(path: Path) -> list[tuple]:
-    import csv
-
-    from search.formats.filetypes import canonical_filetype
-
-    lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
-    return [(r["device"], r["runtime"], r["model"], canonical_filetype(r["quant"]), r["threads"], r["metric"],
-             r["value"], r["conf"], r["source"]) for r in csv.DictReader(lines)]
