@@ -17,6 +17,7 @@ from search.formats.kquants import LAYOUTS as KQUANT_LAYOUTS
 from search.formats.kquants import dequantize_kquant, quantize_kquant
 
 BLOCK_LAYOUTS = {**LEGACY_LAYOUTS, **KQUANT_LAYOUTS}
+CHUNK_BLOCKS = 4096  # blocks encoded at once (1M weights of a K-quant)
 
 
 def _bf16_bytes(x: np.ndarray) -> np.ndarray:
@@ -43,7 +44,9 @@ def quantize_rows(weight: np.ndarray, name: str) -> np.ndarray:
         return _bf16_bytes(w).reshape(rows, row_bytes)
     blocks = w.reshape(-1, t.block_size)
     encode = quantize_kquant if t.name in KQUANT_LAYOUTS else quantize_legacy
-    return encode(blocks, t.name).reshape(rows, row_bytes)
+    # in chunks: the scale search holds several float32 temporaries of its input's size
+    parts = [encode(blocks[i:i + CHUNK_BLOCKS], t.name) for i in range(0, len(blocks), CHUNK_BLOCKS)]
+    return np.concatenate(parts).reshape(rows, row_bytes)
 
 
 def dequantize_rows(blocks: np.ndarray, name: str) -> np.ndarray:
