@@ -14,8 +14,8 @@ Types with a minimum (Q2_K, Q4_K, Q5_K): w = d * sc * q - dmin * m, q in [0, qma
 unsigned, so the covered range always contains 0.
 Each integer sub-scale (and minimum) is the floor or the ceiling of its ideal value, whichever
 reconstructs the sub-block better. On a Gaussian weight the result is 1-11% more accurate than
-llama.cpp's own quantizer without an importance matrix (docs/gguf_formats.md), at ~0.6 us per
-weight in numpy, encoded 4096 blocks at a time (search.compress.block_cache keeps encodings a search reuses).
+llama.cpp's own quantizer without an importance matrix (docs/gguf_formats.md), at 0.3-0.6 us
+per weight in numpy (search.compress.block_cache keeps the encodings a search reuses).
 """
 
 from __future__ import annotations
