@@ -41,8 +41,13 @@ def export_candidate(model_ref: str, recipe: CompressionConfig, out_dir: str | o
 
 
 def export_source(ref: str) -> str | None:
-    """The model a devicefit export was made from (its devicefit.json "source"), or None if ref is no export."""
+    """The model a devicefit or hf export was made from (its recorded "source"), or None if ref is no export."""
+    from search.export.hf import hf_export_record
+
     path = Path(ref).expanduser()
+    record = hf_export_record(path) if path.is_dir() else None
+    if record is not None:
+        return _recorded_source(ref, record.get("source"))
     meta = path / "devicefit.json"
     if not (path.is_dir() and meta.is_file() and (path / "recipe.json").is_file()):
         return None
@@ -50,6 +55,10 @@ def export_source(ref: str) -> str | None:
         source = json.loads(meta.read_text()).get("source")
     except json.JSONDecodeError:
         raise DeviceFitError(f"{str(meta)!r} is not valid JSON; is {ref!r} a complete devicefit export?") from None
+    return _recorded_source(ref, source)
+
+
+def _recorded_source(ref: str, source: str | None) -> str:
     if not source:
         raise DeviceFitError(f"export {ref!r} does not record the model it was made from; evaluate that model "
                              "with the export's recipe.json instead (--model SOURCE --recipe recipe.json)")
@@ -70,6 +79,7 @@ def recorded_policy(ref: str) -> DataPolicy | None:
 def evaluate_export(ref: str, policy: DataPolicy | None = None, *, progress: bool = False) -> Evaluation:
     """Quality of a saved export against the model it was made from, on ``policy`` (default: the one the
     export records, so the number reproduces the search's), and its exact memory."""
+    from search.export.hf import hf_export_record, load_hf_export
     from search.memory import memory_report
     from search.models import load_model
 
@@ -77,9 +87,14 @@ def evaluate_export(ref: str, policy: DataPolicy | None = None, *, progress: boo
     if source is None:
         raise DeviceFitError(f"{ref!r} is not a devicefit export (no devicefit.json and recipe.json)")
     policy = policy or recorded_policy(ref) or DataPolicy()
-    recipe = parse_recipe((Path(ref).expanduser() / "recipe.json").read_text())
     teacher = loaded_model(source)
-    student = load_model(ref).model
+    hf = hf_export_record(ref)
+    if hf is not None:  # scored as plain transformers loads it
+        recipe = parse_recipe(hf["recipe"])
+        student = load_hf_export(ref, teacher.graph.is_causal)
+    else:
+        recipe = parse_recipe((Path(ref).expanduser() / "recipe.json").read_text())
+        student = load_model(ref).model
     quality = score(teacher, student, policy, progress=progress)
     return Evaluation(recipe=recipe, policy=policy, quality=quality,
                       memory_bytes=int(memory_report(teacher.graph, recipe).total_bytes), compressed=student)

@@ -66,3 +66,30 @@ def write_hf(loaded: Any, compressed: Any, recipe: Any, out_dir: Any, *,
     for note in notes:  # after the write: a refusal stays the only line
         print(f"note: {note}", file=sys.stderr)
     return path
+
+
+def hf_export_record(path: str | Path) -> dict[str, Any] | None:
+    """The provenance record of an hf export (source, recipe, notes), or None when ``path`` is no hf export."""
+    import json
+
+    from search.export.hf_dense import PROVENANCE
+
+    record = Path(path).expanduser() / PROVENANCE
+    if not record.is_file():
+        return None
+    try:
+        data = json.loads(record.read_text())
+    except json.JSONDecodeError:
+        raise DeviceFitError(f"{str(record)!r} is not valid JSON; is {str(path)!r} a complete hf export?") from None
+    return data if data.get("format") == "hf" else None
+
+
+def load_hf_export(path: str | Path, causal: bool) -> Any:
+    """The hf export as plain transformers loads it (what a user of the export runs), in eval mode."""
+    import transformers
+
+    from search.models import quiet_transformers
+
+    quiet_transformers()
+    auto = transformers.AutoModelForCausalLM if causal else transformers.AutoModel
+    return auto.from_pretrained(str(Path(path).expanduser())).eval()

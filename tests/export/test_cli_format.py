@@ -97,3 +97,20 @@ def test_a_study_candidate_defaults_to_its_device_runtime(capsys, tmp_path, monk
     assert json.loads(stdout)["format"] == "hf" and (tmp_path / "hf" / "devicefit_export.json").is_file()
     code, _, err = _run(capsys, ["export", "host", "--candidate", "0", "--format", "Q8_0", "--out", str(tmp_path / "x")])
     assert code == 2 and "drop --format" in err
+
+
+@pytest.mark.parametrize("recipe,rel", [(["--width", "0.5", "--heads", "0.5"], 1e-6),  # the same bf16 model
+                                        (["--bits", "4", "--group-size", "16"], 1e-2)])  # fp32 vs bf16 compute
+def test_an_hf_export_evaluated_from_disk_reproduces_the_scored_quality(capsys, tmp_path, llama_config, recipe, rel):
+    sizes = ["--samples", "4", "--seq-len", "32", "--json"]
+    out = tmp_path / "hf"
+    code, _, err = _run(capsys, ["export", "--model", str(llama_config), *recipe, *sizes, "--format", "hf",
+                                 "--out", str(out)])
+    assert code == 0, err
+    code, of_export, err = _run(capsys, ["evaluate", "--model", str(out), *sizes])  # scored as transformers loads it
+    assert code == 0, err
+    code, of_recipe, err = _run(capsys, ["evaluate", "--model", str(llama_config), *recipe, *sizes])
+    assert code == 0, err
+    of_export, of_recipe = json.loads(of_export), json.loads(of_recipe)
+    assert of_export["quality"]["kl"] == pytest.approx(of_recipe["quality"]["kl"], rel=rel)
+    assert of_export["quality"]["kl"] > 0 and of_export["memory_bytes"] == of_recipe["memory_bytes"]
