@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from search.compress import apply
-    from search.compress.lowrank import _SVD_CACHE
+    from search.compress.transforms.lowrank import _SVD_CACHE
     from search.models import load_model
     from search.recipe import CompressionConfig
 

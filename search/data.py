@@ -135,7 +135,7 @@ def _keyed_tokens(tokenizer: Any, text: str | os.PathLike | None, split: Split) 
     if key in _TOKENS:
         _TOKENS.move_to_end(key)
         return key, _TOKENS[key]
-    from search.models import quiet_transformers
+    from search.hf_models import quiet_transformers
 
     quiet_transformers()  # the "sequence longer than the model's maximum" warning is expected: we chunk it
     ids = list(tokenizer.encode(part, add_special_tokens=False))

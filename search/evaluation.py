@@ -31,7 +31,7 @@ from search.recipe import CompressionConfig
 if TYPE_CHECKING:
     import torch
 
-    from search.models import LoadedModel
+    from search.hf_models import LoadedModel
     from search.space.graph import ModelGraph
 
 DEFAULT_RECOVERY_BUDGET = "200steps"

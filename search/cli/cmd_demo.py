@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from search import demos
-    from search.models import DEMO_MODELS
+    from search.demos import DEMO_MODELS
 
     if args.demo_action in (None, "list"):
         for name in sorted(DEMO_MODELS):

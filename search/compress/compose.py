@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from search.compress.activations import input_sq_norms
-from search.compress.depth import renamed_for_depth
+from search.compress.transforms.depth import renamed_for_depth
 from search.compress.embedding_transform import compress_embedding
 from search.compress.layer import WorkLayer
 from search.compress.modules import (

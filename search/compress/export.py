@@ -118,7 +118,7 @@ def load_compressed(directory: str | Path) -> Any:
     from transformers.initialization import no_init_weights
 
     from search.compress import apply
-    from search.models import LoadedModel, _class_kwargs, _model_class, load_tokenizer, quiet_transformers
+    from search.hf_models import LoadedModel, class_kwargs, load_tokenizer, model_class, quiet_transformers
     from search.recipe import parse_recipe
     from search.space.graph import graph_from_config
 
@@ -133,7 +133,7 @@ def load_compressed(directory: str | Path) -> Any:
     quiet_transformers()
     cfg = AutoConfig.for_model(**config)
     with no_init_weights():  # every tensor is loaded below
-        skeleton = _model_class(cfg.model_type)(cfg, **_class_kwargs(cfg.model_type)).eval()
+        skeleton = model_class(cfg.model_type)(cfg, **class_kwargs(cfg.model_type)).eval()
     model = apply(skeleton, recipe, structure_only=True, graph=graph)
     del skeleton
     if not (path / files["weights"]).is_file():

@@ -30,14 +30,21 @@ def layer_transform(name: str) -> Callable[[Callable[..., Any]], Callable[..., A
     return register
 
 
-def transform(name: str) -> Callable[..., Any]:
-    """The registered transform called `name` (after the built-in ones are loaded)."""
-    import search.compress.depth  # noqa: F401  - registration happens on import
-    import search.compress.lowrank  # noqa: F401
-    import search.compress.quantize_layer  # noqa: F401
-    import search.compress.sparsity  # noqa: F401
-    import search.compress.width  # noqa: F401
+def load_transforms() -> None:
+    """Import every module of search.compress.transforms: each registers its transform on import.
+    Discovered, not listed, so the registry depends on no method and a new method is one new file."""
+    import importlib
+    import pkgutil
 
+    package = importlib.import_module(f"{__package__}.transforms")
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+def transform(name: str) -> Callable[..., Any]:
+    """The registered transform called `name` (after the methods are loaded)."""
+    if name not in MODEL_TRANSFORMS and name not in LAYER_TRANSFORMS:
+        load_transforms()
     if name in MODEL_TRANSFORMS:
         return MODEL_TRANSFORMS[name]
     if name in LAYER_TRANSFORMS:

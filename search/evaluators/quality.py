@@ -34,7 +34,7 @@ from search.evaluators.pooling import mean_pool
 if TYPE_CHECKING:
     import torch
 
-    from search.models import LoadedModel
+    from search.hf_models import LoadedModel
     from search.space.graph import ModelGraph
 
 DEFAULT_CACHE_BYTES = 512 * 2**20

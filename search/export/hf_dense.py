@@ -85,7 +85,7 @@ def standard_model(loaded: Any, compressed: Any, dtype: Any = None) -> Any:
     import torch
     from transformers.initialization import no_init_weights
 
-    from search.models import _model_class
+    from search.hf_models import model_class as _model_class
 
     dtype = dtype or torch.bfloat16
     config = copy.deepcopy(compressed.config)

@@ -19,7 +19,7 @@ from search.recovery.budget import RecoveryBudget, parse_budget
 if TYPE_CHECKING:
     import torch
 
-    from search.models import LoadedModel
+    from search.hf_models import LoadedModel
     from search.recipe import CompressionConfig
 
 log = logging.getLogger(__name__)

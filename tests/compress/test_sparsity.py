@@ -4,7 +4,7 @@ import torch
 from search.compress import apply
 from search.compress.layer import WorkLayer
 from search.compress.modules import PackedLinear
-from search.compress.sparsity import sparsify
+from search.compress.transforms.sparsity import sparsify
 from search.recipe import CompressionConfig as C
 from search.recipe import LayerCompression
 from tests.compress.helpers import outputs, tiny_model, token_batch
