@@ -202,7 +202,7 @@ def test_a_broker_that_is_down_fails_the_job_not_the_request(tmp_path):
 
 
 def test_no_page_loads_anything_from_a_cdn(client):
-    """/docs is Swagger UI from the swagger-ui-bundle package, served by the app under its CSP."""
+    """/docs is Swagger UI from the swagger-ui-py package, served by the app under its CSP."""
     import re
 
     html = client.get("/docs").text

@@ -121,7 +121,9 @@ def test_searches_do_not_count_as_evaluation_slots(worker_pool, redis_server):
     """The executor sizes its in-flight window on evaluation processes only, not on runner threads."""
     from workers.executor import CeleryExecutor
 
-    worker_pool.ensure(1)
+    worker_pool.stop_all()
+    worker_pool.workers = []
+    worker_pool.ensure(1)  # exactly one evaluation process
     worker_pool.extra("lonely-runner", queues="searches", search_threads=8)
     with CeleryExecutor(redis_server.url, discover_timeout_s=3) as ex:
         assert ex.max_in_flight == 2  # one evaluation process, plus one queued
