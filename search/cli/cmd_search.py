@@ -82,7 +82,7 @@ def spec_from_args(args: argparse.Namespace) -> SearchSpec:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.cli.front_table import front_table
+    from search.cli.front_table import front_heading, front_table
     from search.engine import preflight, run_search
     from search.executors.local import LocalExecutor
 
@@ -104,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(payload))
         return 0
     metric = result.metric[0]
-    print(f"Pareto front: {len(result.front)} candidates for {spec.model} on {spec.device} ({spec.workload}), "
-          f"budget {_budget_text(spec)}; {metric} {'higher' if result.metric[1] == 'max' else 'lower'} is better")
+    print(front_heading(len(result.front), spec.model_dump(mode="json"), metric, result.metric[1] == "max"))
     print(front_table(payload["front"], metric))
     print(f"{result.trials} trials: {result.rejected} rejected from the recipe alone, {result.proxy_evaluations} "
           f"quality proxies, {result.full_evaluations} full evaluations; {result.seconds:.0f}s")
@@ -115,19 +114,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _budget_text(spec: SearchSpec) -> str:
-    parts = [f"latency <= {spec.budget.max_latency}" if spec.budget.max_latency else "",
-             f"memory <= {spec.budget.max_memory}" if spec.budget.max_memory else ""]
-    return ", ".join(p for p in parts if p) or "none"
-
-
 def _nothing_fits(spec: SearchSpec, result: Any) -> str:
-    from search.cli.front_table import recipe_text
+    from search.cli.front_table import budget_text, recipe_text
     from search.units import format_bytes, format_ms
 
     c = result.closest
     if c is None:
-        return f"no candidate was evaluated within the budget ({_budget_text(spec)}) in {result.trials} trials"
+        return f"no candidate was evaluated within the budget ({budget_text(spec.budget.model_dump())}) in {result.trials} trials"
     need = []
     if spec.budget.latency_ms is not None and c.latency_ms > spec.budget.latency_ms:
         need.append(f"max_latency {spec.budget.max_latency} (it takes {format_ms(c.latency_ms)})")

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.cli.front_table import front_table
+    from search.cli.front_table import front_heading, front_table
     from search.results import load_front
 
     data = load_front(args.study)
@@ -23,10 +23,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(data))
         return 0
     spec = data.get("spec", {})
-    budget = ", ".join(f"{k} {v}" for k, v in spec.get("budget", {}).items() if v) or "none"
-    metric = (data.get("metric") or [None])[0]
-    print(f"study {data.get('study')}: {spec.get('model')} on {spec.get('device')} ({spec.get('workload')}), "
-          f"budget {budget}; {data.get('trials')} trials, {data.get('full_evaluations')} full evaluations")
+    metric, direction = (data.get("metric") or [None, "max"]) + [None, "max"][len(data.get("metric") or []):]
+    print(front_heading(len(data.get("front", [])), spec, metric, direction == "max"))
     print(front_table(data.get("front", []), metric))
+    print(f"study {data.get('study')}: {data.get('trials')} trials, {data.get('full_evaluations')} full evaluations")
     print(f"from {data['results_path']}")
     return 0

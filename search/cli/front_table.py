@@ -72,3 +72,16 @@ def front_table(front: list[dict[str, Any]], metric: str | None = None) -> str:
              for row in [head] + rows]
     return "\n".join(lines)
 
+
+
+def budget_text(budget: dict[str, Any]) -> str:
+    """'latency <= 40ms, memory <= 64MB' (or 'none'): one wording for every front the CLI prints."""
+    parts = [f"{key.removeprefix('max_')} <= {value}" for key, value in budget.items() if value]
+    return ", ".join(parts) or "none"
+
+
+def front_heading(count: int, spec: dict[str, Any], metric: str, higher_is_better: bool) -> str:
+    """The line above a front table, for a local search, a saved one (show) and a remote one alike."""
+    return (f"Pareto front: {count} candidates for {spec.get('model')} on {spec.get('device')} "
+            f"({spec.get('workload')}), budget {budget_text(spec.get('budget') or {})}; "
+            f"{metric} {'higher' if higher_is_better else 'lower'} is better")

@@ -21,7 +21,7 @@ from service.client import FINISHED, ServiceClient
 def run_remote(spec: SearchSpec, server: str, *, as_json: bool = False, poll_s: float = 1.0,
                bar_factory: Any = None) -> int:
     """Submit, follow with a progress bar, print the front as the local search does. Returns the exit code."""
-    from search.cli.front_table import front_table
+    from search.cli.front_table import front_heading, front_table
 
     client = ServiceClient(server)
     accepted = client.submit(spec)
@@ -55,10 +55,7 @@ def run_remote(spec: SearchSpec, server: str, *, as_json: bool = False, poll_s: 
         print(json.dumps({"id": job_id, "study": detail["spec"]["study_name"], "metric": detail["metric"],
                           "front": front, "trials": detail["progress"]["completed"]}))
         return 0
-    better = "higher" if detail["higher_is_better"] else "lower"
-    budget = ", ".join(f"{k.removeprefix('max_')} <= {v}" for k, v in detail["budget"].items() if v) or "none"
-    print(f"Pareto front: {len(front)} candidates for {detail['model']} on {detail['device']} "
-          f"({detail['workload']}), budget {budget}; {detail['metric']} {better} is better")
+    print(front_heading(len(front), detail["spec"], detail["metric"], detail["higher_is_better"]))
     print(front_table(front, detail["metric"]))
     p = detail["progress"]
     print(f"{p['completed']} trials: {p['full_evaluations']} full evaluations, {p['infeasible']} over budget")
