@@ -38,7 +38,7 @@ from search.study import fail_stale_trials, open_study, storage_url
 MAX_CONSECUTIVE_FAILURES = 5
 
 
-__all__ = ["preflight", "run_search", "evaluate_candidate", "export_candidate", "SearchResult", "Progress"]
+__all__ = ["preflight", "check_budget", "run_search", "evaluate_candidate", "export_candidate", "SearchResult", "Progress"]
 
 
 @dataclass
@@ -298,10 +298,14 @@ def preflight(spec: SearchSpec) -> None:
     from search.models import load_graph
     from search.study import make_storage
 
-    graph = load_graph(spec.model)
+    check_budget(spec, load_graph(spec.model))
+    make_storage(storage_url(spec))
+
+
+def check_budget(spec: SearchSpec, graph: Any) -> None:
+    """Refuse at once a budget that no recipe the device's runtime runs can meet (InfeasibleError)."""
     cheap = CheapEvaluator(spec, graph)
     check_reachable(spec, RecipeSpace(graph, spec.space, runtime_caps(cheap.profile)), cheap)
-    make_storage(storage_url(spec))
 
 
 def check_reachable(spec: SearchSpec, space: RecipeSpace, cheap: CheapEvaluator) -> None:

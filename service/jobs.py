@@ -125,9 +125,7 @@ class Jobs:
 
 def _reachable(spec: SearchSpec) -> None:
     """A budget no recipe of the space can meet is refused now, not after a worker picked it up."""
-    from search.engine import check_reachable
-    from search.space.suggest import RecipeSpace
-    from search.staging import CheapEvaluator
+    from search.engine import check_budget
     from service.breakdown import graph_of
 
     try:
@@ -135,7 +133,7 @@ def _reachable(spec: SearchSpec) -> None:
     except ModelError as exc:
         raise ModelError(f"model: {exc}") from None
     try:
-        check_reachable(spec, RecipeSpace(graph, spec.space), CheapEvaluator(spec, graph))
+        check_budget(spec, graph)
     except InfeasibleError as exc:
         raise InfeasibleError(f"budget: {exc}") from None
 
