@@ -8,7 +8,7 @@ content types, headers and bodies as documented, schema-violating data refused,
 SearchSpec can be valid and still refused on principle with a 400 and the reason
 (an unknown device, a budget no recipe meets, a field the server chooses, a
 limit of this server), which no JSON schema can express. Deterministic
-(derandomized Hypothesis); about 1,500 requests, so marked slow.
+(derandomized Hypothesis); about 1,200 requests, so marked slow.
 """
 
 from __future__ import annotations
