@@ -116,7 +116,7 @@ class Studies:
             self._remember(self._folded, job.id, folded)
             fill_view(view, folded, trials, spec, metric)
         if job.status in FINISHED:  # trials a cancelled search left open will never finish
-            view.progress.running = 0
+            view.progress = view.progress.model_copy(update={"running": 0})
         return view
 
     def _trials(self, job: Job) -> list[Any] | None:
