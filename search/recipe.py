@@ -15,15 +15,23 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from search.errors import DeviceFitError, RecipeError
 
-if TYPE_CHECKING:
-    from search.space.graph import LayerInfo, ModelGraph
+
+class GraphShape(Protocol):
+    """What a recipe needs to know of a model (search.space.graph.ModelGraph has it): the recipe sits
+    below the model graph, so it names only this much of it."""
+
+    num_blocks: int
+    layers: Sequence[Any]  # LayerInfo: name, block, tied, in_features, out_features
+
+    def sliced_shape(self, layer: Any, width: Width) -> tuple[int, int]: ...
 
 ALLOWED_BITS = (16, 8, 6, 5, 4, 3, 2)
 DEFAULT_KEY = "_default"
@@ -210,7 +218,7 @@ class CompressionConfig(_Frozen):
         return self.model_dump_json(indent=indent, exclude_defaults=False)
 
     # ---- resolution against a model -----------------------------------
-    def resolve(self, graph: ModelGraph) -> dict[str, LayerCompression]:
+    def resolve(self, graph: GraphShape) -> dict[str, LayerCompression]:
         """Map every compressible layer of the (depth-pruned) graph to its settings.
 
         Raises RecipeError naming the key when an exact name is unknown, a pattern
@@ -254,11 +262,11 @@ class CompressionConfig(_Frozen):
             raise RecipeError(f"keep_blocks {list(self.keep_blocks)} names a block past the last one "
                               f"(the model has blocks 0..{num_blocks - 1})")
 
-    def kept_layers(self, graph: ModelGraph) -> list[LayerInfo]:
+    def kept_layers(self, graph: GraphShape) -> list[Any]:
         keep = set(self.keep_blocks) if self.keep_blocks is not None else None
         return [layer for layer in graph.layers if layer.block is None or keep is None or layer.block in keep]
 
-    def _check_rank(self, layer: LayerInfo, setting: LayerCompression, graph: ModelGraph) -> None:
+    def _check_rank(self, layer: Any, setting: LayerCompression, graph: GraphShape) -> None:
         if setting.rank is None:
             return
         in_f, out_f = graph.sliced_shape(layer, self.width)
