@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from search.compress.activations import input_sq_norms
-from search.compress.transforms.depth import renamed_for_depth
 from search.compress.embedding_transform import compress_embedding
 from search.compress.layer import WorkLayer
 from search.compress.modules import (
@@ -30,6 +29,7 @@ from search.compress.modules import (
     plain_linear,
 )
 from search.compress.registry import transform
+from search.compress.transforms.depth import renamed_for_depth
 from search.memory import check_format, layer_plans
 from search.recipe import CompressionConfig, LayerCompression
 from search.space.graph import ModelGraph, graph_from_model
