@@ -26,8 +26,8 @@ from search.candidates import CANDIDATE_ATTR, Candidate, front_of, pessimistic_q
 from search.errors import InfeasibleError
 from search.evaluation import evaluate_task as evaluate_candidate
 from search.executor import EvalResult, EvalTask, Executor
-from search.hw_profiles.runtimes import runtime_caps
 from search.export_candidate import export_candidate
+from search.hw_profiles.runtimes import runtime_caps
 from search.progress import Progress
 from search.recipe import CompressionConfig
 from search.space.suggest import RecipeSpace

@@ -144,8 +144,8 @@ def bench_framework(rounds: int, partial: DeviceProfile) -> tuple[dict, dict, di
     """
     import torch
 
-    from search.hw_profiles.latency import elementwise_elements, predict_latency
     from search.hf_models import build_from_config
+    from search.hw_profiles.latency import elementwise_elements, predict_latency
     from search.recipe import CompressionConfig
     from search.space.graph import graph_from_config
 

@@ -31,8 +31,8 @@ def reference_cases(rounds: int, seed: int = 1234) -> list[Case]:
     set by the caller)."""
     import torch
 
-    from search.hw_profiles.measure import interleaved_medians, runner
     from search.hf_models import build_from_config
+    from search.hw_profiles.measure import interleaved_medians, runner
     from search.recipe import CompressionConfig
     from search.space.graph import graph_from_config
     from search.workload import Workload

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from search.compress import apply
-from search.compress.transforms.lowrank import factorize, tail_energy_error
 from search.compress.modules import LowRankLinear, QuantizedLinear
+from search.compress.transforms.lowrank import factorize, tail_energy_error
 from search.recipe import CompressionConfig as C
 from tests.compress.helpers import outputs, tiny_model, token_batch
 

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from search.compress.activations import input_sq_norms
-from search.compress.transforms.depth import block_list_path
 from search.compress.registry import model_transform
+from search.compress.transforms.depth import block_list_path
 from search.recipe import CompressionConfig
 from search.space.families import MLP_INPUT_ROLES, MLP_OUTPUT_ROLES
 from search.space.graph import ModelGraph
