@@ -147,3 +147,16 @@ def test_a_fresh_python_loads_it_without_devicefit(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=env, timeout=300)
     assert kl(logits(compressed, ids), torch.load(tmp_path / "out.pt")) < MAX_KL
+
+
+def test_compressed_token_embeddings_are_stored_dense_with_a_note(tmp_path):
+    loaded = tiny_loaded("qwen2", intermediate_size=192)  # tied head: it follows the embedding table
+    recipe = parse_recipe({"layers": {"_default": {"bits": 4, "group_size": 32}}, "embedding": {"format": "Q8_0"}})
+    compressed = _export(loaded, recipe, tmp_path / "hf")
+    assert type(compressed.model.embed_tokens).__name__ == "QuantizedEmbedding"
+    plain = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
+    assert kl(logits(compressed), logits(plain)) < MAX_KL
+    table = compressed.model.embed_tokens.table.dense_weight(torch.float32)
+    assert torch.equal(plain.model.embed_tokens.weight, table.to(torch.bfloat16).float())
+    notes = json.loads((tmp_path / "hf" / "devicefit_export.json").read_text())["notes"]
+    assert any("token embeddings are stored dense" in note for note in notes)
