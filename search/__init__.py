@@ -10,6 +10,7 @@ The public Python API, for people who script::
     print(search.memory_report(loaded.graph, recipe).total_bytes)
     search.export(loaded, recipe, "out/minilm-4bit", compressed=small)
     again = search.load_compressed("out/minilm-4bit")
+    print(search.generate("demo:tinylm", "The ", max_new_tokens=32).text)  # or a .gguf file (llama.cpp)
 
 Every name is resolved on first use (module ``__getattr__``), so ``import search``
 stays light: it imports neither torch nor transformers.
@@ -31,6 +32,8 @@ _EXPORTS = {
     "evaluate": "search.evaluation:evaluate",
     "calibration_batches": "search.data:calibration_batches",
     "export": "search.export_candidate:export",
+    "generate": "search.text_generation:generate",
+    "write_gguf": "search.runtimes.gguf_writer:write_gguf",
     "load_compressed": "search.compress.export:load_compressed",
     "memory_report": "search.memory:memory_report",
     "predict_latency": "search.hw_profiles.latency:predict_latency",

@@ -16,7 +16,7 @@ import sys
 from search.errors import DeviceFitError
 
 # subcommand modules, in the order `search-cli --help` lists them
-COMMANDS = ("search", "show", "evaluate", "export", "predict", "profile", "calibrate",
+COMMANDS = ("search", "show", "evaluate", "export", "generate", "predict", "profile", "calibrate",
             "worker", "serve", "demo")
 DEFAULT_COMMAND = "search"
 

@@ -43,6 +43,24 @@ def gguf_family(family: str) -> GgufFamily:
     return GGUF_FAMILIES[family]
 
 
+def gguf_family_for(family: str, shapes: Shapes) -> GgufFamily:
+    """The llama.cpp architecture that runs this model as it is.
+
+    llama.cpp's QWEN2 and BERT graphs assume heads x head size = hidden size. A
+    head-pruned Qwen2 (Llama plus q/k/v biases and half rotation) therefore runs as
+    LLAMA, which takes any head count and the biases, with its q/k rows reordered
+    for LLAMA's pair rotation. A head-pruned BERT has no such twin in llama.cpp.
+    """
+    fam = gguf_family(family)
+    if family == "llama" or shapes.head_count * shapes.head_dim == shapes.embedding_length:
+        return fam
+    if family == "qwen2":
+        return GgufFamily("qwen2", "LLAMA", True, True)
+    raise ModelError(f"llama.cpp's {fam.arch} graph needs all attention heads ({shapes.embedding_length} = heads x "
+                     f"head size), this model keeps {shapes.head_count} of size {shapes.head_dim}; "
+                     "export head-pruned encoders in the hf or devicefit format")
+
+
 def arch_name(fam: GgufFamily) -> str:
     """The architecture string llama.cpp reads from general.architecture (e.g. 'llama')."""
     import gguf

@@ -31,6 +31,7 @@ from search.runtimes.gguf_names import (
     Shapes,
     arch_name,
     gguf_family,
+    gguf_family_for,
     gguf_tensor_name,
     measure_shapes,
     pair_rotary_rows,
@@ -77,8 +78,9 @@ def write_gguf(model: Any, tokenizer: Any = None, recipe: CompressionConfig | No
         model = model.model
     from search.space.families import family_for
 
-    fam = gguf_family(family_for(getattr(model.config, "model_type", None)).name)
-    shapes = measure_shapes(model, fam.family)
+    family = gguf_family(family_for(getattr(model.config, "model_type", None)).name).family
+    shapes = measure_shapes(model, family)
+    fam = gguf_family_for(family, shapes)
     tensors = collect_tensors(model, fam, shapes, dense_type=dense_type, weight_type=weight_type)
     out = Path(path).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)

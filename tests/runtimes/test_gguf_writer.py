@@ -199,3 +199,17 @@ def test_recipe_formats_and_tied_compressed_embedding_are_written_as_built(tmp_p
         np.testing.assert_array_equal(np.asarray(tensors[name].data), module.blocks.numpy())
     np.testing.assert_array_equal(_values(tensors["blk.0.attn_q.bias"]),
                                   candidate.model.layers[0].self_attn.q_proj.bias.float().numpy())
+
+
+def test_head_pruned_qwen2_is_written_as_llama_and_head_pruned_bert_is_refused(tmp_path):
+    from search.models import build_from_config
+    from tests.conftest import tiny_config
+
+    heads = CompressionConfig.uniform(heads=0.5)
+    qwen = apply(tiny_causal("qwen2"), heads)
+    _, fields, tensors = _read(write_gguf(qwen, ByteTokenizer(256), heads, tmp_path / "q.gguf"))
+    assert fields["general.architecture"] == "llama"  # llama.cpp's QWEN2 graph needs heads x size = hidden
+    assert fields["llama.attention.head_count"] == 2 and "blk.0.attn_q.bias" in tensors
+    bert = apply(build_from_config(tiny_config("bert", intermediate_size=128)), heads)
+    with pytest.raises(ModelError, match="needs all attention heads"):
+        write_gguf(bert, ByteTokenizer(384), heads, tmp_path / "b.gguf")

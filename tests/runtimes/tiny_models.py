@@ -2,8 +2,8 @@
 
 Weights are drawn wider than transformers' default (std 0.02 makes every
 next-token distribution nearly uniform, so any two models look alike); with
-std 0.15 the distributions are peaked and a wrong layout or a quantization
-error shows as a clear KL.
+std 1.2 / sqrt(hidden) (0.15 at hidden 64) the distributions are peaked and a
+wrong layout or a quantization error shows as a clear KL.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ ROW_LEN = 48
 def causal_config(model_type: str, **overrides) -> dict:
     base = dict(model_type=model_type, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2, vocab_size=256, max_position_embeddings=256,
-                tie_word_embeddings=False, rms_norm_eps=1e-5, initializer_range=0.15)
+                tie_word_embeddings=False, rms_norm_eps=1e-5)
     base.update(overrides)
+    base.setdefault("initializer_range", 1.2 / base["hidden_size"] ** 0.5)
     return base
 
 
@@ -55,7 +56,7 @@ def mean_kl(p_logits: np.ndarray, q_logits: np.ndarray) -> float:
 def llamacpp_logits(path, rows: list[list[int]]) -> np.ndarray:
     from search.runtimes.llamacpp import LlamaCppModel
 
-    with LlamaCppModel(path, n_ctx=max(len(r) for r in rows), n_threads=2) as runtime:
+    with LlamaCppModel(path, n_ctx=max(len(r) for r in rows), n_threads=2) as runtime:  # 2 = this machine
         return np.stack([runtime.logits(r) for r in rows])
 
 
@@ -73,3 +74,14 @@ def with_gguf_rounded_weights(model: torch.nn.Module, ggml_type: str) -> torch.n
                 w = p.detach().float().numpy()
                 p.copy_(torch.from_numpy(gguf.quants.dequantize(gguf.quants.quantize(w, qtype), qtype)))
     return twin
+
+
+def round_linear_inputs(model: torch.nn.Module, ggml_type: str) -> torch.nn.Module:
+    """Hook every nn.Linear so its input is rounded as llama.cpp rounds activations for ``ggml_type`` weights."""
+    from search.runtimes.activation_rounding import rounding_for
+
+    fn = rounding_for(ggml_type)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.register_forward_pre_hook(lambda mod, args: (fn(args[0]), *args[1:]))
+    return model
