@@ -7,7 +7,7 @@ migrated when the app starts (lifespan), heavy modules load where they are used.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -48,6 +48,7 @@ class Services:
     studies: Studies
     archives: Archives
     responses: ResponseCache
+    index_cache: dict = field(default_factory=dict)  # offset -> (when, job summaries, total): routes/pages.py
 
 
 def build_services(settings: Settings) -> Services:

@@ -32,6 +32,7 @@ def submit(request: Request, response: Response,
            app=Depends(services)) -> Accepted:
     """Queue a compression search. The body is a SearchSpec; the answer links to its status."""
     job = app.jobs.submit(spec)
+    app.index_cache.clear()
     response.headers["Location"] = f"/search/{job.id}"
     return Accepted(id=job.id, status=job.status, links=links(job.id))
 
@@ -76,4 +77,5 @@ def _render(app, search_id: str) -> bytes:
 def cancel_search(search_id: str, app=Depends(services)) -> JobDetail:
     job = app.jobs.cancel(search_id)
     app.responses.drop(search_id)
+    app.index_cache.clear()
     return job_detail(app, job)
