@@ -21,7 +21,9 @@ from tests.support.services import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 # short timings so crash recovery shows up in seconds, not the production minutes
-FAST_ENV = {"DEVICEFIT_HEARTBEAT_TTL": "3", "DEVICEFIT_VISIBILITY_TIMEOUT": "60", "DEVICEFIT_SEARCH_LEASE_TTL": "3"}
+# (DEVICEFIT_TEST_SEARCH_LEASE_TTL=30 measures the resume time with the production lease)
+FAST_ENV = {"DEVICEFIT_HEARTBEAT_TTL": "3", "DEVICEFIT_VISIBILITY_TIMEOUT": "60",
+            "DEVICEFIT_SEARCH_LEASE_TTL": os.environ.get("DEVICEFIT_TEST_SEARCH_LEASE_TTL", "3")}
 
 
 @pytest.fixture(scope="module")
