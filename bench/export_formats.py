@@ -1,12 +1,14 @@
-"""Export formats side by side: size on disk per format, and how closely plain transformers reproduces
-devicefit's compressed model from the hf export.
+"""Export formats side by side: size on disk per format, the quality each export gives when reloaded,
+and how closely plain transformers reproduces devicefit's compressed model from the hf export.
 
 For demo:minilm (real weights) and small random-init Llama / Qwen2 models, each candidate is built
 once (search.compress.apply), written as devicefit, hf and (when the gguf package is installed and
 the recipe is GGUF-typed) gguf, and the hf directory is loaded back with plain transformers:
 - causal LMs: mean per-token KL(devicefit || transformers) of the next-token distributions on
   random token rows (devicefit's model in bfloat16, as the search scores it);
-- MiniLM: the lowest cosine between mean-pooled sentence embeddings of the two models.
+- MiniLM: the lowest cosine between mean-pooled sentence embeddings of the two models;
+and each candidate's quality against the original model (search.evaluation.score, the default data
+policy): as scored (devicefit's model in memory), and reloaded from the devicefit and hf exports.
 
     .venv/bin/python bench/export_formats.py   # writes docs/export_formats.json
 """
@@ -26,8 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from search.compress import apply  # noqa: E402
+from search.compress.export import load_compressed  # noqa: E402
+from search.data_policy import DataPolicy  # noqa: E402
 from search.errors import DeviceFitError  # noqa: E402
+from search.evaluation import score  # noqa: E402
 from search.export import export_model  # noqa: E402
+from search.export.hf import load_hf_export  # noqa: E402
 from search.models import ByteTokenizer, LoadedModel, build_from_config, load_model  # noqa: E402
 from search.recipe import CompressionConfig as C  # noqa: E402
 from search.recipe import parse_recipe  # noqa: E402
@@ -50,6 +56,7 @@ CANDIDATES = {
     "Q8_0": gguf_typed("Q8_0"),
     "Q4_0": gguf_typed("Q4_0"),
 }
+POLICY = DataPolicy()
 ENCODER_SKIP = {"width mlp×0.5 heads×0.5": C.uniform(width=0.5)}  # BERT's config has no head_dim
 
 
@@ -94,7 +101,8 @@ def run_model(loaded: LoadedModel, work: Path) -> list[dict]:
         if not loaded.graph.is_causal:
             recipe = ENCODER_SKIP.get(label, recipe)
         compressed = apply(loaded.model, recipe)
-        row = {"model": loaded.ref, "candidate": label, "recipe": recipe.summary(), "disk_bytes": {}}
+        row = {"model": loaded.ref, "candidate": label, "recipe": recipe.summary(), "disk_bytes": {},
+               "quality": {"scored": score(loaded, compressed, POLICY)}}
         for fmt in ("devicefit", "hf", "gguf"):
             out = work / f"{loaded.ref.replace(':', '-')}-{len(rows)}-{fmt}"
             start = time.perf_counter()
@@ -108,6 +116,9 @@ def run_model(loaded: LoadedModel, work: Path) -> list[dict]:
             row["disk_bytes"][fmt] = disk_bytes(path)
             if fmt == "hf":
                 row.update(compare(loaded, compressed, path))
+                row["quality"]["hf"] = score(loaded, load_hf_export(path, loaded.graph.is_causal), POLICY)
+            elif fmt == "devicefit":
+                row["quality"]["devicefit"] = score(loaded, load_compressed(path).model, POLICY)
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
