@@ -30,7 +30,8 @@ def plan_layers(loaded: Any, compressed: Any) -> tuple[dict[str, Any], list[str]
         if any(name.startswith(p + ".") for p in skip):
             continue
         if type(module).__name__ == "QuantizedEmbedding":
-            dense_embedding, skip = True, [*skip, name]
+            dense_embedding = True
+            skip.append(name)
         elif isinstance(module, LowRankLinear):
             merged.append(name)
             skip.append(name)

@@ -192,7 +192,10 @@ def write_hf_compressed(loaded: Any, compressed: Any, recipe: Any, out_dir: Any,
         groups.setdefault(layer.scheme, []).append(name)
     for name, module in compressed.named_modules():  # GGUF float layers: their exact values, not bf16-rounded
         if getattr(module, "ggml_type", None) in GGUF_DENSE and f"{name}.weight" in state:
-            state[f"{name}.weight"] = module.dense_weight(torch.float32).contiguous()
+            weight = module.dense_weight(torch.float32)
+            if type(model.get_submodule(name)).__name__ == "Conv1D":  # GPT-2 stores [in, out]
+                weight = weight.t()
+            state[f"{name}.weight"] = weight.contiguous()
     config = model.config
     config.dtype = CT_DTYPE
     if groups:

@@ -160,3 +160,15 @@ def test_compressed_token_embeddings_are_stored_dense_with_a_note(tmp_path):
     assert torch.equal(plain.model.embed_tokens.weight, table.to(torch.bfloat16).float())
     notes = json.loads((tmp_path / "hf" / "devicefit_export.json").read_text())["notes"]
     assert any("token embeddings are stored dense" in note for note in notes)
+
+
+def test_gguf_float_layers_keep_their_exact_values_in_gpt2_layout(tmp_path):
+    """F16 layers are stored as float32 values (not rounded to bf16), transposed for GPT-2's Conv1D
+    (c_proj is square: the layout must come from the module type, not the shape)."""
+    loaded = tiny_loaded("gpt2")
+    recipe = parse_recipe({"layers": {"_default": {"format": "F16"}}})
+    compressed = _export(loaded, recipe, tmp_path / "hf")
+    plain = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
+    assert kl(logits(compressed), logits(plain)) < 1e-5
+    proj = compressed.transformer.h[0].attn.c_proj
+    assert torch.equal(plain.transformer.h[0].attn.c_proj.weight.t(), proj.dense_weight(torch.float32))
