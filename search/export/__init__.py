@@ -62,7 +62,7 @@ def _write_gguf(loaded: Any, compressed: Any, recipe: Any, out: str | os.PathLik
     try:
         import gguf  # noqa: F401 - the writer imports it only when it writes
     except ModuleNotFoundError:
-        raise DeviceFitError("--format gguf needs the gguf package: pip install 'devicefit[llamacpp]' "
+        raise DeviceFitError("--format gguf needs the gguf package: pip install gguf "
                              "(or export with --format hf)") from None
     from search.runtimes.gguf_writer import write_gguf
 

@@ -168,7 +168,7 @@ def require_compressed_tensors() -> None:
         import compressed_tensors  # noqa: F401
     except ModuleNotFoundError:
         raise DeviceFitError("--format hf of a quantized candidate needs the compressed-tensors package: "
-                             "pip install 'devicefit[hf]' (or export with --format devicefit)") from None
+                             "pip install compressed-tensors (or export with --format devicefit)") from None
 
 
 def write_hf_compressed(loaded: Any, compressed: Any, recipe: Any, out_dir: Any,
