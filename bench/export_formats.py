@@ -32,8 +32,8 @@ from search.compress.export import load_compressed  # noqa: E402
 from search.data_policy import DataPolicy  # noqa: E402
 from search.errors import DeviceFitError  # noqa: E402
 from search.evaluation import score  # noqa: E402
-from search.export import export_model  # noqa: E402
-from search.export.hf import load_hf_export  # noqa: E402
+from search.exporters import export_model  # noqa: E402
+from search.exporters.hf import load_hf_export  # noqa: E402
 from search.models import ByteTokenizer, LoadedModel, build_from_config, load_model  # noqa: E402
 from search.recipe import CompressionConfig as C  # noqa: E402
 from search.recipe import parse_recipe  # noqa: E402

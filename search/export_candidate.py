@@ -28,7 +28,7 @@ def export_candidate(model_ref: str, recipe: CompressionConfig, out_dir: str | o
 
     ``loaded`` defaults to the process-wide cached model of ``model_ref``.
     """
-    from search.export import check_format, export_model
+    from search.exporters import check_format, export_model
 
     fmt = check_format(format)  # an unknown format fails before the build
     policy = policy or DataPolicy()
@@ -42,7 +42,7 @@ def export_candidate(model_ref: str, recipe: CompressionConfig, out_dir: str | o
 
 def export_source(ref: str) -> str | None:
     """The model a devicefit or hf export was made from (its recorded "source"), or None if ref is no export."""
-    from search.export.hf import hf_export_record
+    from search.exporters.hf import hf_export_record
 
     path = Path(ref).expanduser()
     record = hf_export_record(path) if path.is_dir() else None
@@ -79,7 +79,7 @@ def recorded_policy(ref: str) -> DataPolicy | None:
 def evaluate_export(ref: str, policy: DataPolicy | None = None, *, progress: bool = False) -> Evaluation:
     """Quality of a saved export against the model it was made from, on ``policy`` (default: the one the
     export records, so the number reproduces the search's), and its exact memory."""
-    from search.export.hf import hf_export_record, load_hf_export
+    from search.exporters.hf import hf_export_record, load_hf_export
     from search.memory import memory_report
     from search.models import load_model
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from search.export import FORMATS, default_format, gguf_path
+from search.exporters import FORMATS, default_format, gguf_path
 
 FORMAT_HELP = ("the export format: gguf (llama.cpp), hf (plain transformers; quantized layers in "
                "compressed-tensors) or devicefit (devicefit's own packed format); or a runtime file type "

@@ -7,7 +7,7 @@ import torch
 import transformers
 
 from search.compress import apply
-from search.export import export_model
+from search.exporters import export_model
 from search.models import load_graph, load_model
 from search.recipe import CompressionConfig as C
 from tests.compress.helpers import outputs, token_batch

@@ -4,7 +4,7 @@ import pytest
 
 from search.compress import apply
 from search.errors import DeviceFitError
-from search.export import default_format, export_model
+from search.exporters import default_format, export_model
 from search.recipe import parse_recipe
 from tests.export.helpers import tiny_loaded
 

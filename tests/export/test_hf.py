@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from search.compress import apply
 from search.compress.modules import PackedLinear
 from search.errors import DeviceFitError
-from search.export import export_model
+from search.exporters import export_model
 from search.recipe import CompressionConfig as C
 from search.recipe import parse_recipe
 from tests.export.helpers import kl, logits, mean_pooled, tiny_loaded

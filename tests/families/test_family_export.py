@@ -8,7 +8,7 @@ import torch
 import transformers
 
 from search.compress import apply
-from search.export import export_model
+from search.exporters import export_model
 from search.models import ByteTokenizer, LoadedModel
 from search.recipe import CompressionConfig as C
 from search.space.graph import graph_from_model

@@ -178,8 +178,8 @@ def write_hf_compressed(loaded: Any, compressed: Any, recipe: Any, out_dir: Any,
     import torch
     from safetensors.torch import save_file
 
-    from search.export.hf_dense import is_hf_export, standard_model, write_side_files
-    from search.export.staging import staged_directory
+    from search.exporters.hf_dense import is_hf_export, standard_model, write_side_files
+    from search.exporters.staging import staged_directory
 
     require_compressed_tensors()
     model = standard_model(loaded, compressed)  # validates the config against every dense shape

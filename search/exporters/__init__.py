@@ -51,7 +51,7 @@ def export_model(loaded: Any, compressed: Any, recipe: Any, out: str | os.PathLi
 
         return export_compressed(loaded, compressed, recipe, out, **({"extra_files": extra_files} if extra_files else {}))
     if fmt == "hf":
-        from search.export.hf import write_hf
+        from search.exporters.hf import write_hf
 
         return write_hf(loaded, compressed, recipe, out, extra_files=extra_files)
     return _write_gguf(loaded, compressed, recipe, out, policy)

@@ -21,7 +21,7 @@ from search.errors import DeviceFitError
 def plan_layers(loaded: Any, compressed: Any) -> tuple[dict[str, Any], list[str], bool]:
     """(quantized layers by module name, notes for the user, whether GGUF float layers are present)."""
     from search.compress.modules import LowRankLinear
-    from search.export.hf_compressed import quantized_layer
+    from search.exporters.hf_compressed import quantized_layer
 
     layers: dict[str, Any] = {}
     merged, dense_embedding, gguf_float = [], False, False
@@ -56,8 +56,8 @@ def plan_layers(loaded: Any, compressed: Any) -> tuple[dict[str, Any], list[str]
 def write_hf(loaded: Any, compressed: Any, recipe: Any, out_dir: Any, *,
              extra_files: dict[str, str] | None = None) -> Path:
     """A directory plain transformers loads (AutoModelForCausalLM / AutoModel.from_pretrained)."""
-    from search.export.hf_compressed import write_hf_compressed
-    from search.export.hf_dense import write_hf_dense
+    from search.exporters.hf_compressed import write_hf_compressed
+    from search.exporters.hf_dense import write_hf_dense
 
     layers, notes, gguf_float = plan_layers(loaded, compressed)
     if layers or gguf_float:
@@ -73,7 +73,7 @@ def hf_export_record(path: str | Path) -> dict[str, Any] | None:
     """The provenance record of an hf export (source, recipe, notes), or None when ``path`` is no hf export."""
     import json
 
-    from search.export.hf_dense import PROVENANCE
+    from search.exporters.hf_dense import PROVENANCE
 
     record = Path(path).expanduser() / PROVENANCE
     if not record.is_file():

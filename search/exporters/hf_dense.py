@@ -153,7 +153,7 @@ def is_hf_export(path: Path) -> bool:
 def write_hf_dense(loaded: Any, compressed: Any, recipe: Any, out_dir: Any, notes: list[str] | None = None,
                    extra_files: dict[str, str] | None = None) -> Path:
     """Write the dense hf directory atomically; returns its path."""
-    from search.export.staging import staged_directory
+    from search.exporters.staging import staged_directory
 
     model = standard_model(loaded, compressed)
     with staged_directory(out_dir, is_hf_export) as tmp:
