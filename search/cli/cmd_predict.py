@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object: latency_ms, tokens_per_s, memory_bytes, layers")
     p.add_argument("--measure", action="store_true",
-                   help="build the compressed model and time it on this machine instead of predicting")
+                   help="build the compressed model and time it on this machine instead of predicting; on a "
+                        "llama.cpp device (host-llamacpp) export it to GGUF, time it in llama.cpp and print both")
     p.add_argument("--repeats", type=int, default=20, help="timed runs with --measure (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first with --measure (default 3)")
     p.add_argument("--threads", type=int, default=None,
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args, graph)
     report = predict_latency(graph, recipe, workload, profile)
     if args.measure:
-        return _measured(args, recipe, workload, report)
+        return _measured(args, recipe, workload, report, profile, graph)
     if args.json:
         print(json.dumps(report.to_dict()))
         return 0
@@ -83,7 +84,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _measured(args: argparse.Namespace, recipe, workload, report) -> int:
+def _measured(args: argparse.Namespace, recipe, workload, report, profile=None, graph=None) -> int:
+    from search.hw_profiles.runtimes import runtime_caps
+
+    if profile is not None and runtime_caps(profile).name == "llama.cpp":
+        from search.cli.predict_llamacpp import measured_in_llamacpp
+
+        return measured_in_llamacpp(args, graph, recipe, workload, report, profile)
     from search.compress import apply
     from search.hw_profiles.measure import DEFAULT_THREADS, measure_latency
     from search.models import load_model

@@ -109,6 +109,7 @@ class _Costs:
         measured = profile.measured
         # weights beyond the caches come from memory on every forward: the cold rate bounds the product
         self.cold = bool(measured and measured.cold_stream_gbs and weight_set_bytes > measured.warm_weight_bytes)
+        self.weight_set_bytes = weight_set_bytes
         eff = profile.efficiency
         measured = profile.measured
         self.bandwidth = (measured.copy_gbs if measured else profile.bandwidth_gbs * eff.memory) * 1e9
@@ -172,6 +173,13 @@ class _Costs:
         flops = 2.0 * rows * weights / self._sparse_speedup(storage)
         compute = flops / self.linear_flops_per_s(rows, storage.quantized) + self.dequant_s(weights, storage.bits)
         activations = sum(rows * (plan.in_features + plan.out_features) for plan in plans) * self.act
+        gguf = self.p.measured.gguf if self.p.measured is not None else None
+        if gguf is not None:  # llama.cpp: a measured cost per weight of the stored type (unpacking included)
+            gtype = gguf.type_for(storage.format, storage.bits, rows, self.weight_set_bytes)
+            ns = gguf.ns(gtype, rows, self.weight_set_bytes)
+            compute = weights * ns * 1e-9 / self.p.efficiency.compute
+            memory = activations / self.bandwidth  # the weights' own traffic is inside the measured cost
+            return flops, float(stored + activations), compute, memory, len(plans) * self.op_s(rows), stored
         memory = stored / self.weight_stream_bytes_per_s() + activations / self.bandwidth
         if self.cold:  # weights read from memory, not the caches the grid was timed in
             cold = self.p.measured.cold_stream_gbs * 1e9 * self.p.efficiency.memory
@@ -195,8 +203,10 @@ class _Costs:
             flops += 3.0 * w.batch * heads * pairs
         moved = w.batch * (2 * rows * heads * hd + 2 * ctx * kv * hd) * self.act  # q, out; K and V (cache)
         measured = self.p.measured
-        rate = (measured.attention_gflops * 1e9 if measured else
-                self.p.peak(self.p.compute_dtype) * 1e9) * self.p.efficiency.compute
+        gflops = measured.attention_gflops if measured else self.p.peak(self.p.compute_dtype)
+        if measured and w.kind == "decode" and measured.decode_attention_gflops:  # one query row per head
+            gflops = measured.decode_attention_gflops
+        rate = gflops * 1e9 * self.p.efficiency.compute
         overhead = measured.attention_op_us * 1e-6 * self.p.efficiency.overhead if measured else 0.0
         return _op(f"block{block}.attention", "attention", block, flops, moved, flops / rate,
                    moved / self.bandwidth, overhead)
@@ -266,7 +276,7 @@ class _Costs:
 def _stored_weight_bytes(graph: ModelGraph, recipe: CompressionConfig, settings: dict,
                          profile: DeviceProfile) -> float:
     """Bytes of linear weights one forward reads, as the runtime stores them (for the cache test)."""
-    if profile.measured is None or not profile.measured.cold_stream_gbs:
+    if profile.measured is None or not (profile.measured.cold_stream_gbs or profile.measured.gguf):
         return 0.0
     from search.memory import layer_plans
 

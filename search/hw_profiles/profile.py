@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from search.errors import DeviceError
+from search.hw_profiles.gguf_costs import GgufTables
 from search.recipe import ALLOWED_BITS, describe_validation_error
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -54,7 +55,7 @@ class MeasuredTables(_Strict):
     date: str
     threads: int
     clock: str = Field("cpu", description="cpu: process CPU time (robust to other load); wall: elapsed time")
-    torch: str
+    torch: str | None = Field(None, description="torch version timed (a PyTorch host); null for other runtimes")
     cpu: str
     linear_op_us_by_rows: dict[int, float] = Field(description="fixed cost of one F.linear call by rows")
     linear_gflops_by_rows: dict[int, float] = Field(description="bf16 matrix-product GFLOP/s by rows of the input")
@@ -66,6 +67,8 @@ class MeasuredTables(_Strict):
         return self.linear_gflops_by_rows[min(self.linear_gflops_by_rows)]
     attention_op_us: float
     attention_gflops: float = Field(gt=0)
+    decode_attention_gflops: float | None = Field(
+        None, gt=0, description="attention rate of one-token decode steps, when measured apart (llama.cpp)")
     copy_gbs: float = Field(gt=0, description="elementwise traffic rate (clone of a large tensor)")
     block_us: dict[str, float] = Field(description="fixed per-block framework cost by 'family:kind' (glue ops)")
     forward_us: dict[str, float] = Field(description="per-forward framework cost by 'family:kind'")
@@ -82,6 +85,10 @@ class MeasuredTables(_Strict):
                                 "larger than the caches (each weight touched once per pass, as in a forward)")
     warm_weight_bytes: int = Field(
         16 * 2**20, gt=0, description="weight sets up to this size run at the warm (grid) rates")
+    gguf: GgufTables | None = Field(
+        None, description="llama.cpp: ns per weight of matrix products by GGUF type and rows (replaces the bf16 "
+                          "linear model for every layer; search.hw_profiles.gguf_costs)")
+    load: str | None = Field(None, description="the machine's load average while it was measured (uptime)")
 
 
 class DeviceProfile(_Strict):

@@ -179,7 +179,12 @@ def test_the_tied_head_is_read_in_its_own_type():
         LLAMA32_1B, recipe_for_filetype(LLAMA32_1B, "Q4_0")).values()), rel=0.002)
 
 
-@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
+# a measured llama.cpp profile (host-llamacpp) prices each GGUF type by its timed kernels, and those are not
+# monotone in bits: on this CPU one thread runs Q3_K and Q5_K slower per weight than Q4_K and Q6_K
+ROOFLINE_PROFILES = [p for p in PROFILES if p.measured is None or p.measured.gguf is None]
+
+
+@pytest.mark.parametrize("profile", ROOFLINE_PROFILES, ids=lambda p: p.name)
 def test_larger_file_types_never_faster(profile):
     """Along a chain where no tensor gets fewer bytes, decode and prefill never get faster."""
     chain = ["Q2_K", "Q3_K_S", "Q4_K_S", "Q5_K_S", "Q6_K", "Q8_0", "F16"]

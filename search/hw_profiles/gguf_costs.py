@@ -1,0 +1,73 @@
+"""Measured matrix-product costs of llama.cpp, per GGUF tensor type (the ``gguf`` part of a measured profile).
+
+llama.cpp multiplies each weight in its stored type (it unpacks blocks inside the dot product),
+so one number per (type, rows) says what a weight costs: ns per weight per matrix product of
+``rows`` input rows. One row (decode) is timed twice: with a model small enough to stay in the
+CPU caches (``warm``) and with one far larger (``cold``, every weight streamed from memory); a
+model in between is interpolated in log of its weight bytes. Many rows (prefill) are compute
+bound and use the rows table alone. ``search.hw_profiles.llamacpp_profile`` fits the tables.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# what an unformatted layer is in a GGUF export: the writer keeps a bfloat16 model's dense weights BF16
+DENSE_TYPE = "BF16"
+
+
+class GgufTables(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    runtime: str = Field(description="the llama.cpp build timed, e.g. 'llama-cpp-python 0.3.36'")
+    ns_per_weight: dict[str, dict[int, float]] = Field(
+        description="GGUF type -> input rows -> ns per weight per matrix product (1 row: weights in the caches)")
+    cold_ns_per_weight: dict[str, float] = Field(
+        description="GGUF type -> ns per weight of one-row products when the weights stream from memory")
+    warm_bytes: int = Field(gt=0, description="models whose linear weights fit in this many bytes run warm")
+    cold_bytes: int = Field(gt=0, description="models beyond this many bytes of linear weights run cold")
+
+    def type_for(self, fmt: str | None, bits: int, rows: int = 1, weight_set_bytes: float = 0.0) -> str:
+        """The table's type for a layer stored as `fmt` (a GGUF type) or, without one, as plain `bits`: a
+        16-bit layer is what the GGUF writer writes (BF16); fewer bits need a type holding at least that
+        many, and llama.cpp's fastest such type is taken (so fewer bits are never slower)."""
+        from search.formats.ggml_types import GGML_TYPES
+
+        if fmt in self.ns_per_weight:
+            return fmt
+        if bits >= 16 and DENSE_TYPE in self.ns_per_weight:
+            return DENSE_TYPE
+        holding = [t for t in self.ns_per_weight if t in GGML_TYPES and GGML_TYPES[t].nominal_bits >= bits]
+        return min(holding or self.ns_per_weight, key=lambda t: self.ns(t, rows, weight_set_bytes))
+
+    def warm_share(self, weight_set_bytes: float) -> float:
+        """1 for a model inside the caches, 0 beyond cold_bytes, linear in log bytes between."""
+        if weight_set_bytes <= self.warm_bytes:
+            return 1.0
+        if weight_set_bytes >= self.cold_bytes:
+            return 0.0
+        return 1.0 - math.log(weight_set_bytes / self.warm_bytes) / math.log(self.cold_bytes / self.warm_bytes)
+
+    def ns(self, gtype: str, rows: int, weight_set_bytes: float) -> float:
+        """ns per weight of one matrix product of `rows` rows in type `gtype`."""
+        by_rows = self.ns_per_weight[gtype]
+        if rows <= 1:
+            share = self.warm_share(weight_set_bytes)
+            cold = self.cold_ns_per_weight.get(gtype, by_rows[min(by_rows)])
+            return share * by_rows[min(by_rows)] + (1.0 - share) * cold
+        return _interp_log_rows(by_rows, rows)
+
+
+def _interp_log_rows(table: dict[int, float], rows: int) -> float:
+    """Per-weight cost at `rows`, linear in log(rows) between measured row counts; beyond the last,
+    proportional to rows (a product of many rows is compute bound: each row is another dot product)."""
+    keys = sorted(table)
+    if rows >= keys[-1]:
+        return table[keys[-1]] * rows / keys[-1]
+    i = bisect.bisect_right(keys, rows)
+    x0, x1 = keys[i - 1], keys[i]
+    t = (math.log(rows) - math.log(x0)) / (math.log(x1) - math.log(x0))
+    return table[x0] * (1 - t) + table[x1] * t
