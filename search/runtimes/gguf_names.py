@@ -34,6 +34,7 @@ GGUF_FAMILIES: dict[str, GgufFamily] = {
     "llama": GgufFamily("llama", "LLAMA", True, True),
     "qwen2": GgufFamily("qwen2", "QWEN2", False, True),
     "bert": GgufFamily("bert", "BERT", False, False),
+    "gpt2": GgufFamily("gpt2", "GPT2", False, True),
 }
 
 
@@ -46,10 +47,10 @@ def gguf_family(family: str) -> GgufFamily:
 def gguf_family_for(family: str, shapes: Shapes) -> GgufFamily:
     """The llama.cpp architecture that runs this model as it is.
 
-    llama.cpp's QWEN2 and BERT graphs assume heads x head size = hidden size. A
+    llama.cpp's QWEN2, BERT and GPT2 graphs assume heads x head size = hidden size. A
     head-pruned Qwen2 (Llama plus q/k/v biases and half rotation) therefore runs as
     LLAMA, which takes any head count and the biases, with its q/k rows reordered
-    for LLAMA's pair rotation. A head-pruned BERT has no such twin in llama.cpp.
+    for LLAMA's pair rotation. A head-pruned BERT or GPT-2 has no such twin in llama.cpp.
     """
     fam = gguf_family(family)
     if family == "llama" or shapes.head_count * shapes.head_dim == shapes.embedding_length:
@@ -112,6 +113,8 @@ class Shapes:
 
 
 def _out(module: Any) -> int:
+    if type(module).__name__ == "Conv1D":  # GPT-2 before compression: weight [in, out]
+        return int(module.nf)
     return int(module.out_features)
 
 
@@ -133,8 +136,13 @@ def measure_shapes(model: Any, family: str) -> Shapes:
         raise ModelError("the model has no transformer blocks")
     layers = fam.block_layers
     mlp_role = "gate" if "gate" in layers else "fc1"
-    per_block = {(_out(b.get_submodule(layers["q"])), _out(b.get_submodule(layers["k"])),
-                  _out(b.get_submodule(layers[mlp_role]))) for b in blocks}
+
+    def attention_rows(block: Any) -> tuple[int, int]:
+        if "qkv" in layers:  # GPT-2's fused q|k|v (no grouped KV heads)
+            return (_out(block.get_submodule(layers["qkv"])) // 3,) * 2
+        return _out(block.get_submodule(layers["q"])), _out(block.get_submodule(layers["k"]))
+
+    per_block = {(*attention_rows(b), _out(b.get_submodule(layers[mlp_role]))) for b in blocks}
     if len(per_block) != 1:
         raise ModelError(f"blocks have different shapes {sorted(per_block)}; GGUF export needs uniform blocks")
     q_rows, k_rows, ff = per_block.pop()
@@ -169,7 +177,9 @@ def write_architecture(writer: Any, model: Any, fam: GgufFamily, shapes: Shapes)
     writer.add_key_length(shapes.head_dim)
     writer.add_value_length(shapes.head_dim)
     writer.add_vocab_size(shapes.vocab_size)
-    if fam.causal:
+    if fam.arch == "GPT2":  # learned positions, LayerNorm
+        writer.add_layer_norm_eps(float(config.layer_norm_epsilon))
+    elif fam.causal:
         writer.add_rope_dimension_count(shapes.head_dim)
         writer.add_rope_freq_base(rope_theta(config))
         writer.add_layer_norm_rms_eps(float(config.rms_norm_eps))

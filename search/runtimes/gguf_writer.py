@@ -1,4 +1,5 @@
-"""write_gguf(model, tokenizer, recipe, path): one GGUF file that llama.cpp loads and runs.
+"""write_gguf(model, tokenizer, recipe, path): one GGUF file that llama.cpp loads and runs (Llama, Qwen2,
+BERT, GPT-2).
 
 Which bytes each tensor gets:
 - a GGUF-packed module (``ggml_type`` + uint8 ``blocks`` [rows, row bytes], e.g.
@@ -51,7 +52,7 @@ POLICY_KEY = "devicefit.data_policy"  # how the candidate was scored (DataPolicy
 TOKENIZER_KEY = "devicefit.tokenizer"
 PACKAGE_QUANTIZED = ("Q8_0", "Q5_1", "Q5_0", "Q4_1", "Q4_0")  # what gguf.quants.quantize implements
 FLOAT_TYPES = ("F32", "F16", "BF16")
-F32_TABLES = ("embeddings.position_embeddings", "embeddings.token_type_embeddings")
+F32_TABLES = ("embeddings.position_embeddings", "embeddings.token_type_embeddings", "transformer.wpe")
 
 
 @dataclass
@@ -161,7 +162,8 @@ def _is_packed(module: Any) -> bool:
 
 
 def _is_linear(module: Any) -> bool:
-    return hasattr(module, "in_features") and hasattr(module, "out_features") and hasattr(module, "weight")
+    return (hasattr(module, "in_features") and hasattr(module, "out_features") and hasattr(module, "weight")) \
+        or type(module).__name__ == "Conv1D"
 
 
 def _is_embedding(module: Any) -> bool:
@@ -179,6 +181,8 @@ def _module_tensors(mod_name: str, module: Any, names: Any, fam: GgufFamily, sha
         out = [_float_tensor(names, weight_name, module.weight, "F32", fam, shapes)]
     else:
         weight = module.weight.detach()
+        if type(module).__name__ == "Conv1D":  # GPT-2 stores [in, out]; GGUF rows are output rows
+            weight = weight.t().contiguous()
         kind = weight_type or dense_type
         if kind in PACKAGE_QUANTIZED:
             out = [_quantized_tensor(names, weight_name, weight, kind, fam, shapes)]

@@ -98,3 +98,25 @@ def test_recipe_format_candidate_runs_in_llamacpp_as_scored(tmp_path, fmt):
     cpp_kl = mean_kl(t_logits, llamacpp_logits(path, rows))
     assert weights_only_kl > 1e-4
     assert abs(cpp_kl - torch_kl) <= 0.02 * torch_kl, f"{fmt}: llama.cpp {cpp_kl:.5f} vs torch {torch_kl:.5f}"
+
+
+def test_gpt2_dense_and_pruned_ggufs_match_torch(tmp_path):
+    import torch
+
+    from search.models import build_from_config
+    from tests.conftest import tiny_config
+
+    model = build_from_config(tiny_config("gpt2", n_inner=128, initializer_range=0.15)).float()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    rows = token_rows(vocab=384)
+    dense = write_gguf(model, ByteTokenizer(384), None, tmp_path / "g.gguf", dense_type="F32")  # Conv1D weights
+    assert mean_kl(torch_logits(model, rows), llamacpp_logits(dense, rows)) < 1e-4
+    recipe = CompressionConfig.uniform(width=0.5, keep_blocks=(0, 2))
+    small = apply(model, recipe)
+    pruned = write_gguf(small, ByteTokenizer(384), recipe, tmp_path / "s.gguf")
+    assert mean_kl(torch_logits(small.float(), rows), llamacpp_logits(pruned, rows)) < 1e-3
+    with pytest.raises(Exception, match="needs all attention heads"):
+        write_gguf(apply(model, CompressionConfig.uniform(heads=0.5)), ByteTokenizer(384), None, tmp_path / "h.gguf")
