@@ -204,8 +204,10 @@ class _Costs:
         moved = w.batch * (2 * rows * heads * hd + 2 * ctx * kv * hd) * self.act  # q, out; K and V (cache)
         measured = self.p.measured
         gflops = measured.attention_gflops if measured else self.p.peak(self.p.compute_dtype)
-        if measured and w.kind == "decode" and measured.decode_attention_gflops:  # one query row per head
-            gflops = measured.decode_attention_gflops
+        by_head_dim = measured.attention_gflops_by_head_dim.get(
+            "decode" if w.kind == "decode" else "prefill") if measured else None
+        if by_head_dim:  # one query row per head vs many: different kernels, whose speed depends on the head dim
+            gflops = _interp_log(by_head_dim, hd)
         rate = gflops * 1e9 * self.p.efficiency.compute
         overhead = measured.attention_op_us * 1e-6 * self.p.efficiency.overhead if measured else 0.0
         return _op(f"block{block}.attention", "attention", block, flops, moved, flops / rate,

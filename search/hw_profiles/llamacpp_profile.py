@@ -35,11 +35,16 @@ WARM = dict(_BASE, hidden_size=512, intermediate_size=1024, num_attention_heads=
             num_hidden_layers=2)
 COLD = dict(_BASE, hidden_size=1024, intermediate_size=2816, num_attention_heads=16, num_key_value_heads=4,
             num_hidden_layers=10)
-# other depths and a wider, MLP-light block (in one small type, so they stay warm): these separate the
-# per-forward cost from the per-block glue and the glue per element from the matrix products
+# other depths, widths and head sizes: these separate the per-forward cost from the per-block glue, the glue
+# per element from the matrix products, and attention at head dims 32 and 128 (llama.cpp's one-token
+# attention is several times slower per FLOP at head dim 32 than at 64 on this machine)
 GLUE = (dict(WARM, num_hidden_layers=1), dict(WARM, num_hidden_layers=6),
         dict(_BASE, hidden_size=768, intermediate_size=768, num_attention_heads=12, num_key_value_heads=4,
-             num_hidden_layers=2))
+             num_hidden_layers=2),
+        dict(_BASE, hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=2,
+             num_hidden_layers=4),
+        dict(WARM, num_attention_heads=16, num_key_value_heads=4, num_hidden_layers=3),
+        dict(WARM, num_attention_heads=4, num_key_value_heads=2, num_hidden_layers=3))
 GLUE_TYPES = ("Q4_0", "F16")  # two types, so the glue is not tied to one type's coefficients
 DECODE_CONTEXTS = (48, 320)  # two contexts: attention's cost at context vs the fixed glue
 PREFILL_ROWS = (32, 256)
@@ -102,7 +107,7 @@ def features(graph: Any, recipe: Any, workload: Workload) -> dict[str, float]:
     heads, hd = graph.kept_heads(recipe.width.heads), graph.head_dim
     pairs = sum(graph.attention_span(b, workload.tokens) if kind == "decode" else graph.causal_pairs(b, workload.tokens)
                 for b in blocks)
-    out[f"attention:{kind}"] = 4.0 * heads * hd * pairs
+    out[f"attention:{kind}:{hd}"] = 4.0 * heads * hd * pairs
     share = tables.warm_share(stored)
     for (gtype, layer_rows), weights in per_type.items():
         if layer_rows == 1:
@@ -238,16 +243,16 @@ def build_profile(coef: dict[str, float], threads: int, load: str) -> DeviceProf
     cache_gbs = max(GGML_TYPES[t].bits_per_weight / 8 / max(by_rows[t][1], 1e-6) for t in TYPES)
     # attention is no faster per FLOP than the best matrix product: a higher fitted rate is the fit
     # trading attention against the glue of the same models, so it is capped there
-    attention = max(coef.get("attention:prefill", 0.0), 1e-9 / fastest)
-    decode_attention = max(coef.get("attention:decode", 0.0), 1e-9 / fastest)
+    attention = {kind: {int(c.split(":")[2]): _gflops(max(v, 1e-9 / fastest)) for c, v in coef.items()
+                        if c.startswith(f"attention:{kind}:")} for kind in ("decode", "prefill")}
     kinds = ("decode", "prefill")
     cpu = _cpu_name()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     measured = MeasuredTables(
         date=now, threads=threads, clock="cpu" if threads == 1 else "wall", cpu=cpu,
         linear_op_us_by_rows={1: 0.0}, linear_gflops_by_rows=gflops, linear_fit_error=0.0,
-        attention_op_us=0.0, attention_gflops=_gflops(attention),
-        decode_attention_gflops=_gflops(decode_attention),
+        attention_op_us=0.0, attention_gflops=attention["prefill"].get(64, min(attention["prefill"].values())),
+        attention_gflops_by_head_dim=attention,
         copy_gbs=stream,
         block_us={f"llama:{k}": round(coef.get(f"block:{k}", 0.0) * 1e6, 3) for k in kinds},
         forward_us={f"llama:{k}": round(coef.get(f"forward:{k}", 0.0) * 1e6, 3) for k in kinds},

@@ -67,8 +67,9 @@ class MeasuredTables(_Strict):
         return self.linear_gflops_by_rows[min(self.linear_gflops_by_rows)]
     attention_op_us: float
     attention_gflops: float = Field(gt=0)
-    decode_attention_gflops: float | None = Field(
-        None, gt=0, description="attention rate of one-token decode steps, when measured apart (llama.cpp)")
+    attention_gflops_by_head_dim: dict[str, dict[int, float]] = Field(
+        default_factory=dict, description="attention GFLOP/s by 'decode' / 'prefill' and head dim, when measured "
+                                          "apart (llama.cpp: its kernels' speed depends on both)")
     copy_gbs: float = Field(gt=0, description="elementwise traffic rate (clone of a large tensor)")
     block_us: dict[str, float] = Field(description="fixed per-block framework cost by 'family:kind' (glue ops)")
     forward_us: dict[str, float] = Field(description="per-forward framework cost by 'family:kind'")

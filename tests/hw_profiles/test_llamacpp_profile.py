@@ -73,8 +73,9 @@ def test_fit_recovers_known_costs():
 
 def _synthetic_coefficients() -> dict:
     coef = {"forward:decode": 150e-6, "forward:prefill": 400e-6, "block:decode": 30e-6, "block:prefill": 60e-6,
-            "element:decode": 2e-9, "element:prefill": 1e-9, "attention:prefill": 1 / 40e9,
-            "attention:decode": 1 / 9e9}
+            "element:decode": 2e-9, "element:prefill": 1e-9, "attention:prefill:64": 1 / 40e9,
+            "attention:decode:64": 1 / 9e9, "attention:decode:32": 1 / 3e9, "attention:prefill:32": 1 / 30e9,
+            "attention:decode:128": 1 / 12e9, "attention:prefill:128": 1 / 50e9}
     for i, t in enumerate(("F16", "BF16", "Q8_0", "Q6_K", "Q5_K", "Q5_1", "Q5_0", "Q4_K", "Q4_1", "Q4_0", "Q3_K",
                            "Q2_K")):
         coef[f"{t}@1"] = (0.02 + 0.003 * i) * 1e-9
