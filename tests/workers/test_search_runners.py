@@ -70,19 +70,27 @@ def test_one_process_worker_runs_four_searches_at_once(worker_pool, redis_server
 
 def test_a_redelivered_runner_is_ignored_while_the_first_lives(search_runner, redis_server, app, tiny_llama_ref,
                                                                tmp_path):
-    spec = small_spec(tiny_llama_ref, tmp_path, calib_samples=64, seq_len=128).model_copy(
+    # 128 x 256 tokens: seconds per trial, so the first runner is alive when the copy arrives
+    spec = small_spec(tiny_llama_ref, tmp_path, calib_samples=128, seq_len=256).model_copy(
         update={"study_name": "twice"})
     first = send(app, spec, "twice")
-    wait_for_complete_trial(spec, "twice")
     r = redis.Redis.from_url(redis_server.url)
-    assert r.get(lease_key("twice")) is not None
+    deadline = time.monotonic() + TIMEOUT_S
+    while r.get(lease_key("twice")) is None:  # the first runner holds the search
+        assert time.monotonic() < deadline and not first.ready()
+        time.sleep(0.05)
     send(app, spec, "twice")  # the same message again, as a redelivery would bring it
+    dropped = "not running this copy of search twice"
+    while dropped not in search_runner.log.read_text():
+        assert time.monotonic() < deadline, "the copy was neither dropped nor run"
+        time.sleep(0.1)
+    line = next(x for x in search_runner.log.read_text().splitlines() if dropped in x)
+    assert "is running on runner@" in line, line  # dropped because the first one lives, not because it finished
     summary = first.get(timeout=TIMEOUT_S)
     numbers, states = trial_states(spec, "twice")
     assert summary["trials"] == spec.trials
     # a second engine would have failed the first one's running trials on resume
     assert [s for s in states if s != "WAITING"] == ["COMPLETE"] * spec.trials
-    assert "not running this copy of search twice" in search_runner.log.read_text()
 
 
 def test_a_killed_runner_is_noticed_and_its_search_resumed(worker_pool, redis_server, app, tiny_llama_ref,
