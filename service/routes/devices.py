@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Depends
 from sqlalchemy import text
 
 from service.deps import services
 from service.schemas import Device, Health
 
+log = logging.getLogger("devicefit.service")
 router = APIRouter(tags=["service"])
 
 
 def device_list() -> list[Device]:
+    """The bundled profiles that load; a broken profile file is logged and left out, not the user's fault."""
+    from search.errors import DeviceFitError
     from search.hw_profiles.profile import list_profiles, load_profile
 
     out = []
     for name in list_profiles():
-        p = load_profile(name)
+        try:
+            p = load_profile(name)
+        except DeviceFitError as exc:
+            log.error("device profile %s does not load; not listed: %s", name, exc)
+            continue
         out.append(Device(name=p.name, description=p.description, kind=p.kind, compute_unit=p.compute_unit,
                           runtime=p.runtime, memory_gb=p.memory_gb, bandwidth_gbs=p.bandwidth_gbs,
                           weight_formats=list(p.weight_formats)))

@@ -213,3 +213,17 @@ def test_no_page_loads_anything_from_a_cdn(client):
         assert client.get(asset).status_code == 200, asset
     assert "<script>" not in html  # no inline script: the CSP forbids it
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_a_profile_that_does_not_load_is_left_out_not_a_4xx(client, monkeypatch):
+    import search.hw_profiles.profile as profiles
+    from search.errors import DeviceError
+
+    real = profiles.load_profile
+    monkeypatch.setattr(profiles, "load_profile",
+                        lambda name, *a, **k: (_ for _ in ()).throw(DeviceError("broken file")) if name == "rpi5"
+                        else real(name, *a, **k))
+    r = client.get("/devices")
+    names = [d["name"] for d in r.json()]
+    assert r.status_code == 200 and "rpi5" not in names and names
+    assert client.get("/new").status_code == 200
