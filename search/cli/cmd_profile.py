@@ -70,7 +70,8 @@ def _llamacpp(args: argparse.Namespace) -> int:
     m, cal = profile.measured, profile.calibration
     print(f"wrote {out}: {profile.runtime} on {profile.compute_unit} (load {m.load})")
     decode = {t: v[1] for t, v in m.gguf.ns_per_weight.items()}
-    print(f"  one-row ns per weight in cache {decode}; from memory {m.gguf.cold_ns_per_weight}")
+    print(f"  one-row ns per weight in cache {decode}; from memory {m.gguf.cold_ns_per_weight}; "
+          f"prompt rows from memory: +ns per byte {m.gguf.cold_ns_per_byte}")
     print(f"  fit on {cal['rows']:g} synthetic-model timings: median |error| {cal['median_abs_error']:.1%}, "
           f"max {cal['max_abs_error']:.1%}")
     return 0

@@ -2,10 +2,12 @@
 
 llama.cpp multiplies each weight in its stored type (it unpacks blocks inside the dot product),
 so one number per (type, rows) says what a weight costs: ns per weight per matrix product of
-``rows`` input rows. One row (decode) is timed twice: with a model small enough to stay in the
-CPU caches (``warm``) and with one far larger (``cold``, every weight streamed from memory); a
-model in between is interpolated in log of its weight bytes. Many rows (prefill) are compute
-bound and use the rows table alone. ``search.hw_profiles.llamacpp_profile`` fits the tables.
+``rows`` input rows, timed on models small enough to stay in the CPU caches (warm). A model far
+larger (cold) streams every weight from memory once per product: one-row products (decode) have
+their own cold cost per type; products of many rows pay the warm cost plus a cost per stored byte
+(one number per row count, shared by the types). A model in between is interpolated in log of its
+linear weight bytes, row counts between the measured ones in log(rows).
+``search.hw_profiles.llamacpp_profile`` fits the tables.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class GgufTables(BaseModel):
         description="GGUF type -> input rows -> ns per weight per matrix product (1 row: weights in the caches)")
     cold_ns_per_weight: dict[str, float] = Field(
         description="GGUF type -> ns per weight of one-row products when the weights stream from memory")
+    cold_ns_per_byte: dict[int, float] = Field(
+        default_factory=dict, description="input rows (> 1) -> extra ns per stored weight byte of a product "
+                                          "whose weights stream from memory (a model beyond the caches)")
     warm_bytes: int = Field(gt=0, description="models whose linear weights fit in this many bytes run warm")
     cold_bytes: int = Field(gt=0, description="models beyond this many bytes of linear weights run cold")
 
@@ -52,19 +57,26 @@ class GgufTables(BaseModel):
         return 1.0 - math.log(weight_set_bytes / self.warm_bytes) / math.log(self.cold_bytes / self.warm_bytes)
 
     def ns(self, gtype: str, rows: int, weight_set_bytes: float) -> float:
-        """ns per weight of one matrix product of `rows` rows in type `gtype`."""
-        by_rows = self.ns_per_weight[gtype]
+        """ns per weight of one matrix product of `rows` rows in type `gtype`, in a model whose linear
+        weights take `weight_set_bytes`."""
+        from search.formats.ggml_types import GGML_TYPES
+
+        warm = _interp_log_rows(self.ns_per_weight[gtype], rows)
+        cold_share = 1.0 - self.warm_share(weight_set_bytes)
         if rows <= 1:
-            share = self.warm_share(weight_set_bytes)
-            cold = self.cold_ns_per_weight.get(gtype, by_rows[min(by_rows)])
-            return share * by_rows[min(by_rows)] + (1.0 - share) * cold
-        return _interp_log_rows(by_rows, rows)
+            return warm + cold_share * (self.cold_ns_per_weight.get(gtype, warm) - warm)
+        if not self.cold_ns_per_byte or gtype not in GGML_TYPES:
+            return warm
+        per_byte = _interp_log_rows(self.cold_ns_per_byte, rows)
+        return warm + cold_share * per_byte * GGML_TYPES[gtype].bits_per_weight / 8
 
 
 def _interp_log_rows(table: dict[int, float], rows: int) -> float:
     """Per-weight cost at `rows`, linear in log(rows) between measured row counts; beyond the last,
     proportional to rows (a product of many rows is compute bound: each row is another dot product)."""
     keys = sorted(table)
+    if rows <= keys[0]:
+        return table[keys[0]]
     if rows >= keys[-1]:
         return table[keys[-1]] * rows / keys[-1]
     i = bisect.bisect_right(keys, rows)

@@ -110,12 +110,20 @@ def features(graph: Any, recipe: Any, workload: Workload) -> dict[str, float]:
     out[f"attention:{kind}:{hd}"] = 4.0 * heads * hd * pairs
     share = tables.warm_share(stored)
     for (gtype, layer_rows), weights in per_type.items():
-        if layer_rows == 1:
-            out[f"{gtype}@1"] = out.get(f"{gtype}@1", 0.0) + weights * share
-            out[f"{gtype}@cold"] = out.get(f"{gtype}@cold", 0.0) + weights * (1.0 - share)
-        else:
-            out[f"{gtype}@{layer_rows}"] = weights
+        out[f"{gtype}@{layer_rows}"] = out.get(f"{gtype}@{layer_rows}", 0.0) + weights * share
+        if layer_rows == 1:  # weights from memory: a cost per weight of each type
+            out[f"{gtype}@1:cold"] = out.get(f"{gtype}@1:cold", 0.0) + weights * (1.0 - share)
+        else:  # the warm cost per weight, plus a cost per stored byte shared by the types
+            out[f"{gtype}@{layer_rows}"] += weights * (1.0 - share)
+            column = f"bytes@{layer_rows}:cold"
+            out[column] = out.get(column, 0.0) + weights * bits_per_weight(gtype) / 8 * (1.0 - share)
     return out
+
+
+def bits_per_weight(gtype: str) -> float:
+    from search.formats.ggml_types import GGML_TYPES
+
+    return GGML_TYPES[gtype].bits_per_weight
 
 
 def _unit_tables() -> GgufTables:
@@ -225,11 +233,13 @@ def build_profile(coef: dict[str, float], threads: int, load: str) -> DeviceProf
     from search.runtimes.llamacpp import llama_cpp_api  # noqa: F401  (a clear error without the extra)
 
     version = _llama_cpp_version()
-    by_rows = {t: {1: round(coef.get(f"{t}@1", 0.0) * 1e9, 5),
-                   **{m: round(coef.get(f"{t}@{m}", 0.0) * 1e9, 5) for m in PREFILL_ROWS}} for t in TYPES}
+    all_rows = (1, *PREFILL_ROWS)
+    by_rows = {t: {m: round(coef.get(f"{t}@{m}", 0.0) * 1e9, 5) for m in all_rows} for t in TYPES}
     # weights streamed from memory are never cheaper than from the caches (a lower fitted value is noise)
-    cold = {t: max(round(coef.get(f"{t}@cold", 0.0) * 1e9, 5), by_rows[t][1]) for t in TYPES}
+    cold = {t: max(round(coef.get(f"{t}@1:cold", 0.0) * 1e9, 5), by_rows[t][1]) for t in TYPES}
+    cold_per_byte = {m: round(coef.get(f"bytes@{m}:cold", 0.0) * 1e9, 5) for m in PREFILL_ROWS}
     gguf = GgufTables(runtime=f"llama-cpp-python {version}", ns_per_weight=by_rows, cold_ns_per_weight=cold,
+                      cold_ns_per_byte=cold_per_byte,
                       warm_bytes=WARM_BYTES, cold_bytes=COLD_BYTES)
     from search.formats.ggml_types import GGML_TYPES
 

@@ -34,7 +34,7 @@ TINY = dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidde
 def _tables(**change) -> GgufTables:
     base = dict(runtime="test", ns_per_weight={"F16": {1: 0.06, 32: 0.8, 256: 5.0}, "BF16": {1: 0.05, 256: 3.0},
                                                "Q4_0": {1: 0.04, 256: 4.0}, "Q6_K": {1: 0.03, 256: 2.9}},
-                cold_ns_per_weight={"F16": 0.08, "Q4_0": 0.05}, warm_bytes=10, cold_bytes=1000)
+                cold_ns_per_weight={"F16": 0.08, "Q4_0": 0.05}, cold_ns_per_byte={256: 0.5}, warm_bytes=10, cold_bytes=1000)
     return GgufTables(**{**base, **change})
 
 
@@ -48,9 +48,10 @@ def test_one_row_cost_moves_from_warm_to_cold_with_the_model_size():
 
 def test_many_rows_interpolate_in_log_rows_and_grow_past_the_table():
     t = _tables()
-    assert t.ns("F16", 32, 1e9) == pytest.approx(0.8)
-    assert 0.8 < t.ns("F16", 90, 1e9) < 5.0
-    assert t.ns("F16", 512, 1e9) == pytest.approx(10.0)
+    assert t.ns("F16", 32, 1) == pytest.approx(0.8)
+    assert 0.8 < t.ns("F16", 90, 1) < 5.0
+    assert t.ns("F16", 512, 1) == pytest.approx(10.0)
+    assert t.ns("F16", 256, 1e9) == pytest.approx(5.0 + 2 * 0.5)  # a large model's prompt: + per byte
 
 
 def test_layers_without_a_gguf_type_run_bf16_or_the_fastest_type_holding_their_bits():
@@ -75,11 +76,12 @@ def _synthetic_coefficients() -> dict:
     coef = {"forward:decode": 150e-6, "forward:prefill": 400e-6, "block:decode": 30e-6, "block:prefill": 60e-6,
             "element:decode": 2e-9, "element:prefill": 1e-9, "attention:prefill:64": 1 / 40e9,
             "attention:decode:64": 1 / 9e9, "attention:decode:32": 1 / 3e9, "attention:prefill:32": 1 / 30e9,
-            "attention:decode:128": 1 / 12e9, "attention:prefill:128": 1 / 50e9}
+            "attention:decode:128": 1 / 12e9, "attention:prefill:128": 1 / 50e9,
+            "bytes@32:cold": 0.05e-9, "bytes@256:cold": 0.4e-9}
     for i, t in enumerate(("F16", "BF16", "Q8_0", "Q6_K", "Q5_K", "Q5_1", "Q5_0", "Q4_K", "Q4_1", "Q4_0", "Q3_K",
                            "Q2_K")):
         coef[f"{t}@1"] = (0.02 + 0.003 * i) * 1e-9
-        coef[f"{t}@cold"] = (0.04 + 0.002 * i) * 1e-9
+        coef[f"{t}@1:cold"] = (0.04 + 0.002 * i) * 1e-9
         coef[f"{t}@32"] = (0.5 + 0.05 * i) * 1e-9
         coef[f"{t}@256"] = (3.0 + 0.3 * i) * 1e-9
     return coef
