@@ -22,6 +22,7 @@ from search.errors import DeviceFitError, ModelError
 from search.runtimes.generation import Generation, pick_token
 
 _QUIET_LOG: Any = None  # the no-op log callback; kept referenced so ctypes never frees it
+_BACKEND_READY = False
 
 
 def llama_cpp_api() -> Any:
@@ -30,11 +31,13 @@ def llama_cpp_api() -> Any:
         import llama_cpp.llama_cpp as api
     except ImportError:
         raise DeviceFitError("running a GGUF needs llama-cpp-python: pip install 'devicefit[llamacpp]'") from None
-    global _QUIET_LOG
+    global _QUIET_LOG, _BACKEND_READY
     if _QUIET_LOG is None and not os.environ.get("DEVICEFIT_LLAMA_LOG"):  # set it to see llama.cpp's own log
         _QUIET_LOG = api.llama_log_callback(lambda level, text, data: None)
         api.llama_log_set(_QUIET_LOG, ctypes.c_void_p(0))
-    api.llama_backend_init()
+    if not _BACKEND_READY:
+        api.llama_backend_init()
+        _BACKEND_READY = True
     return api
 
 
