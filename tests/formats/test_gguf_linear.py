@@ -9,6 +9,7 @@ from gguf.quants import dequantize
 
 from search.compress.gguf_linear import GgufLinear
 from search.errors import RecipeError
+from search.formats.activation_rounding import rounding_for
 from search.formats.codec import quantize_rows
 from search.formats.ggml_types import GGML_TYPES
 from tests.formats.helpers import FLOATS, KQUANTS, LEGACY, gaussian
@@ -26,9 +27,12 @@ def test_blocks_are_the_gguf_bytes_and_forward_uses_their_dequantization(name):
     runtime = torch.from_numpy(dequantize(layer.blocks.numpy(), gguf.GGMLQuantizationType[name]).reshape(48, 512))
     assert torch.equal(layer.weight, runtime)  # what llama.cpp multiplies by, bit for bit
     x = torch.randn(3, 7, 512)
-    assert torch.equal(layer(x), F.linear(x, runtime, bias.to(torch.bfloat16).float()))  # float32: exact weight
+    rounded = rounding_for(name)  # the activations llama.cpp multiplies that type by
+    assert torch.equal(layer(x), F.linear(rounded(x), runtime, bias.to(torch.bfloat16).float()))  # exact weight
     x16 = x.to(torch.bfloat16)  # a bf16 model multiplies by the bf16 rounding of that weight
-    assert torch.equal(layer(x16), F.linear(x16, runtime.to(torch.bfloat16), layer.bias))
+    assert torch.equal(layer(x16), F.linear(rounded(x16), runtime.to(torch.bfloat16), layer.bias))
+    if name != "BF16":
+        assert not torch.equal(rounded(x), x)  # the rounding is real for every quantized / F16 type
 
 
 def test_state_dict_holds_only_blocks_and_bias_and_reloads():

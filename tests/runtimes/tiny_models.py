@@ -78,10 +78,7 @@ def with_gguf_rounded_weights(model: torch.nn.Module, ggml_type: str) -> torch.n
 
 def round_linear_inputs(model: torch.nn.Module, ggml_type: str) -> torch.nn.Module:
     """Hook every nn.Linear so its input is rounded as llama.cpp rounds activations for ``ggml_type`` weights."""
-    from search.runtimes.activation_rounding import rounding_for
+    from search.formats.activation_rounding import round_linear_inputs as hook
 
-    fn = rounding_for(ggml_type)
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear):
-            module.register_forward_pre_hook(lambda mod, args: (fn(args[0]), *args[1:]))
+    hook(model, ggml_type)
     return model

@@ -10,9 +10,10 @@ Measured here (tests/runtimes): for 4-bit weights this rounding is noise next to
 the weights' own error (KL +0.2..1.5%), but for Q8_0 and Q6_K it is of the same
 order (KL +70% and +17% on a random Llama), so a torch model with the exact GGUF
 weights scores those types better than llama.cpp runs them unless the activations
-are rounded too. ``round_activations_like_llamacpp(model)`` adds that rounding to
-every GGUF-packed linear of a built model (forward pre-hooks; remove them with the
-returned handles).
+are rounded too. ``GgufLinear`` (search/compress/gguf_linear.py) therefore rounds
+its input with ``rounding_for(its type)`` in every forward: the search scores a GGUF
+layer as llama.cpp runs it. ``round_linear_inputs`` does the same for plain linears
+(tests that compare llama.cpp with a dense twin).
 """
 
 from __future__ import annotations
@@ -54,13 +55,11 @@ def rounding_for(ggml_type: str) -> Any:
     return lambda x: x
 
 
-def round_activations_like_llamacpp(model: Any) -> list[Any]:
-    """Hook every module with a ``ggml_type`` and ``blocks`` (GgufLinear) so its input is rounded as llama.cpp
-    rounds it; returns the hook handles."""
-    handles = []
-    for module in model.modules():
-        kind = getattr(module, "ggml_type", None)
-        if isinstance(kind, str) and getattr(module, "blocks", None) is not None and hasattr(module, "in_features"):
-            fn = rounding_for(kind)
-            handles.append(module.register_forward_pre_hook(lambda mod, args, fn=fn: (fn(args[0]), *args[1:])))
-    return handles
+def round_linear_inputs(model: Any, ggml_type: str) -> list[Any]:
+    """Hook every nn.Linear of ``model`` so its input is rounded as llama.cpp rounds activations for
+    ``ggml_type`` weights; returns the hook handles."""
+    import torch
+
+    fn = rounding_for(ggml_type)
+    return [m.register_forward_pre_hook(lambda mod, args: (fn(args[0]), *args[1:]))
+            for m in model.modules() if isinstance(m, torch.nn.Linear)]
