@@ -25,8 +25,8 @@ class Archives:
         self._asked: dict[Path, float] = {}  # archive -> when its build was last asked for
         self._lock = threading.Lock()
 
-    def path(self, job_id: str, trial: int) -> Path:
-        return (self.root / job_id / f"devicefit-{job_id}-trial{trial}.tar.gz").resolve()
+    def path(self, job_id: str, trial: int, fmt: str = "devicefit") -> Path:
+        return (self.root / job_id / f"devicefit-{job_id}-trial{trial}-{fmt}.tar.gz").resolve()
 
     def ready(self, path: Path) -> bool:
         if not path.is_file():

@@ -51,9 +51,10 @@ class Dispatcher:
                                        queue=self.settings.search_queue, task_id=f"job-{job_id}")
         return result.id
 
-    def export(self, spec: dict[str, Any], trial: int, target: str) -> None:
-        """Ask a worker to build a trial's download at `target` (service/archives.py)."""
-        self.celery.send_task(self.settings.export_task, kwargs={"spec": spec, "trial": trial, "target": target},
+    def export(self, spec: dict[str, Any], trial: int, target: str, fmt: str = "devicefit") -> None:
+        """Ask a worker to build a trial's download at `target` in format `fmt` (service/archives.py)."""
+        self.celery.send_task(self.settings.export_task,
+                              kwargs={"spec": spec, "trial": trial, "target": target, "fmt": fmt},
                               queue=self.settings.export_queue)
 
     def state(self, task_id: str) -> TaskState:

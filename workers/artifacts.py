@@ -34,8 +34,8 @@ def trial_record(spec: SearchSpec, trial: int) -> dict[str, Any]:
     return record
 
 
-def build_archive(spec: SearchSpec, trial: int, target: Path) -> Path:
-    """Export trial `trial` of the spec's search to `target` (.tar.gz); returns target."""
+def build_archive(spec: SearchSpec, trial: int, target: Path, fmt: str = "devicefit") -> Path:
+    """Export trial `trial` of the spec's search to `target` (.tar.gz) in format `fmt`; returns target."""
     from search.data_policy import DataPolicy
     from search.engine import export_candidate
     from search.recipe import CompressionConfig
@@ -48,7 +48,8 @@ def build_archive(spec: SearchSpec, trial: int, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".building-") as tmp:
         folder = Path(tmp) / target.name.removesuffix(".tar.gz")
-        export_candidate(spec.model, recipe, folder, policy=policy, recovery=record.get("recovery") or {})
+        export_candidate(spec.model, recipe, folder, policy=policy, recovery=record.get("recovery") or {},
+                         format=fmt)
         partial = Path(tmp) / "archive.tar.gz"
         with tarfile.open(partial, "w:gz") as tar:
             tar.add(folder, arcname=folder.name)

@@ -126,7 +126,7 @@ def _study_exists(spec: Any) -> bool:
 
 
 @app.task(name="devicefit.export_archive", bind=True, ignore_result=True)
-def export_archive_task(self, spec: dict[str, Any], trial: int, target: str) -> str:
+def export_archive_task(self, spec: dict[str, Any], trial: int, target: str, fmt: str = "devicefit") -> str:
     """Build the download of one trial (workers/artifacts.py) at `target`, unless it is there already."""
     from pathlib import Path
 
@@ -137,4 +137,4 @@ def export_archive_task(self, spec: dict[str, Any], trial: int, target: str) -> 
     if path.is_file():  # a repeated request while the first build ran
         return target
     log.info("building the download of trial %d of %s", trial, spec.get("study_name"))
-    return str(build_archive(parse_spec(spec), trial, path))
+    return str(build_archive(parse_spec(spec), trial, path, fmt))

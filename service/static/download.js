@@ -4,6 +4,14 @@
 (function () {
   const link = document.getElementById("download"), note = document.getElementById("download-status");
   if (!link) return;
+  const format = document.getElementById("download-format");
+  if (format) {
+    format.addEventListener("change", function () {  // another format is another archive
+      link.href = format.dataset.base + (format.value ? "?format=" + encodeURIComponent(format.value) : "");
+      link.dataset.ready = "";
+      note.hidden = true;
+    });
+  }
   let busy = false;
   link.addEventListener("click", async function (event) {
     if (link.dataset.ready === "1") return;  // ready: the browser downloads it

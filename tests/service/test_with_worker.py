@@ -38,7 +38,11 @@ def test_submit_poll_to_done_front_and_restart(celery_worker, tmp_path):
         assert candidate["metrics"]["stage"] == "full" and "recipe" not in candidate["metrics"]
         assert abs(sum(r["memory_bytes"] for r in candidate["layers"]) + candidate["memory_other_bytes"]
                    - candidate["memory_bytes"]) == 0
-        download_is_built_by_the_worker(client, candidate["download"], tmp_path)
+        # rpi5 runs llama.cpp: by default the download is its GGUF; devicefit's format on request
+        names = download_is_built_by_the_worker(client, candidate["download"], tmp_path)
+        assert any(n.endswith("model.gguf") for n in names), names
+        names = download_is_built_by_the_worker(client, candidate["download"] + "?format=devicefit", tmp_path)
+        assert any(n.endswith("recipe.json") for n in names) and any(n.endswith(".safetensors") for n in names)
     # a new app instance (a restart) on the same database: the job and its front, read from Optuna
     with TestClient(create_app(settings)) as again:
         after = again.get(f"/search/{job}").json()
@@ -76,8 +80,9 @@ def test_a_service_restart_mid_search_does_not_stop_it(celery_worker, tmp_path):
         assert detail["progress"]["completed"] == 8 and detail["front"]
 
 
-def download_is_built_by_the_worker(client, url: str, tmp_path) -> None:
-    """202 'preparing' while a worker builds the archive, then the archive (the web process built nothing)."""
+def download_is_built_by_the_worker(client, url: str, tmp_path) -> list[str]:
+    """202 'preparing' while a worker builds the archive, then the archive (the web process built nothing);
+    returns the archive's member names."""
     import io
     import tarfile
 
@@ -89,5 +94,4 @@ def download_is_built_by_the_worker(client, url: str, tmp_path) -> None:
         time.sleep(1)
     assert r.status_code == 200, r.text
     with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
-        names = tar.getnames()
-    assert any(n.endswith("recipe.json") for n in names) and any(n.endswith(".safetensors") for n in names)
+        return tar.getnames()
