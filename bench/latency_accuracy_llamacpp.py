@@ -1,6 +1,6 @@
 """Predicted (host-llamacpp profile) vs measured (llama.cpp on this machine) latency of random GGUF recipes.
 
-    .venv/bin/python bench/latency_accuracy_llamacpp.py [--recipes 30] [--profile host-llamacpp]
+    .venv/bin/python bench/latency_accuracy_llamacpp.py [--recipes 30] [--profile host-llamacpp|fresh|FILE]
         [--decode-rounds 11] [--prefill-rounds 5] [--models tinylm,llama100m]
 
 Models: a demo:tinylm-sized Llama (its config, random weights) and a ~100M-parameter random-init Llama
@@ -166,7 +166,8 @@ def markdown(summary: dict, groups: dict, ups: list[dict], meta: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", type=int, default=30)
-    parser.add_argument("--profile", default="host-llamacpp")
+    parser.add_argument("--profile", default="host-llamacpp",
+                        help="a profile name or file, or 'fresh': measure one right before the timings")
     parser.add_argument("--decode-rounds", type=int, default=11)
     parser.add_argument("--prefill-rounds", type=int, default=5)
     parser.add_argument("--models", default=",".join(MODELS))
@@ -179,7 +180,15 @@ def main() -> int:
 
     from search.hw_profiles.host import _cpu_name
 
-    profile = load_profile(args.profile)
+    if args.profile == "fresh":  # profile the machine right before timing: the same load as the recipes see
+        from search.hw_profiles.llamacpp_profile import measure_llamacpp
+
+        started = time.time()
+        profile = measure_llamacpp(decode_rounds=21, prefill_rounds=5)
+        print(f"fresh profile in {time.time() - started:.0f} s (fit median |error| "
+              f"{profile.calibration['median_abs_error']:.1%})", flush=True)
+    else:
+        profile = load_profile(args.profile)
     threads = profile.threads or 1
     load_before = machine_load()
     rows: list[dict] = []
