@@ -23,4 +23,4 @@ class Progress(BaseModel):
     @property
     def fraction(self) -> float:
         """completed / total, in [0, 1]."""
-        return min(1.0, self.completed / self.total) if self.total else 1.0
+        return min(1.0, self.completed / self.total) if self.total else 0.0

@@ -7,8 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from search.recipe import CompressionConfig
+from search.candidates import Candidate
+from search.progress import Progress
 from search.spec import SearchSpec
+
+__all__ = ["Progress", "CandidateSummary", "CandidateDetail", "JobDetail", "JobSummary"]  # Progress: the engine's
 
 EXAMPLE_SPEC = {"model": "demo:minilm", "device": "rpi5", "workload": "encode:128",
                 "budget": {"max_latency": "200ms"}, "trials": 12}
@@ -33,28 +36,12 @@ class Accepted(BaseModel):
                   "cancel": "/search/3f2a9c1b7d4e5f60"}}]}}
 
 
-class Progress(BaseModel):
-    completed: int = Field(description="trials evaluated (feasible or not)")
-    total: int = Field(description="trials asked for")
-    running: int = 0
-    failed: int = 0
-    infeasible: int = Field(0, description="completed trials that break the budget")
-    feasible: int = Field(0, description="fully evaluated trials within the budget")
-    full_evaluations: int = Field(0, description="trials whose quality was measured on all the evaluation data")
-    fraction: float = Field(description="completed / total, in [0, 1]")
+class CandidateSummary(Candidate):
+    """A front member as the API lists it: the one Candidate (search/candidates.py), numbered in the front."""
 
-
-class CandidateSummary(BaseModel):
     k: int = Field(description="index in the front, as `search-cli show` numbers candidates")
-    trial: int
-    summary: str = Field(description="the recipe in one line")
-    recipe: CompressionConfig
-    quality: dict[str, float]
     metric: str = Field(description="the primary quality metric")
     value: float | None = Field(description="its value")
-    latency_ms: float | None
-    memory_bytes: int | None
-    feasible: bool
 
 
 class JobSummary(BaseModel):

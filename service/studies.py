@@ -166,14 +166,11 @@ def fill_view(view: StudyView, folded: _Folded, trials: list[Any], spec: SearchS
     view.progress = progress_of(
         folded.completed, spec.trials, running=sum(t.state == TrialState.RUNNING for t in trials),
         failed=sum(t.state == TrialState.FAIL for t in trials), infeasible=folded.infeasible,
-        feasible=folded.feasible, full_evaluations=folded.full)
+        feasible=folded.feasible, full_evaluations=folded.full, front_size=len(folded.front))
     numbers = {c.trial for c in folded.front}
     attrs = {t.number: t.user_attrs for t in trials if t.number in numbers}
     for k, c in enumerate(folded.front):
-        view.front.append(CandidateSummary(
-            k=k, trial=c.trial, summary=c.recipe.summary(), recipe=c.recipe, quality=c.quality, metric=metric[0],
-            value=c.quality.get(metric[0]), latency_ms=c.latency_ms, memory_bytes=c.memory_bytes,
-            feasible=c.feasible))
+        view.front.append(CandidateSummary(**dict(c), k=k, metric=metric[0], value=c.quality.get(metric[0])))
         view.metrics.append(_metrics(attrs[c.trial]))
 
 

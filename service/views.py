@@ -64,5 +64,4 @@ def download_url(job_id: str, trial: int) -> str:
 
 
 def progress_of(completed: int, total: int, **counts: int) -> Progress:
-    return Progress(completed=completed, total=total, fraction=min(1.0, completed / total) if total else 0.0,
-                    **counts)
+    return Progress(completed=completed, total=total, **counts)

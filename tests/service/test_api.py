@@ -23,7 +23,8 @@ def test_submit_answers_202_with_links_and_the_job_reads_back(client):
     assert detail["spec"]["storage"] is None  # the storage URL is not shown (it may hold credentials)
     assert detail["spec"]["study_name"] == f"job-{body['id']}"
     assert detail["progress"] == {"completed": 0, "total": 6, "running": 0, "failed": 0, "infeasible": 0,
-                                  "feasible": 0, "full_evaluations": 0, "fraction": 0.0}
+                                  "feasible": 0, "full_evaluations": 0, "front_size": 0, "elapsed_s": None,
+                                  "fraction": 0.0}
     assert detail["front"] == []
     assert detail["metric"] == "cosine" and detail["higher_is_better"] is True
     assert detail["budget_ms"] == 200.0

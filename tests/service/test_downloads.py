@@ -40,7 +40,8 @@ def test_a_download_is_built_elsewhere_then_served_by_trial(tmp_path, monkeypatc
     asked = []
     monkeypatch.setattr(dispatcher, "submit", lambda job_id, spec: None)
     monkeypatch.setattr(dispatcher, "serves", lambda queue: True)
-    monkeypatch.setattr(dispatcher, "export", lambda spec, trial, target: asked.append((spec, trial, target)))
+    monkeypatch.setattr(dispatcher, "export",
+                        lambda spec, trial, target, fmt: asked.append((spec, trial, target, fmt)))
     with TestClient(app) as client:
         job, trials = job_with_trials(client)
         trial = trials[-1]
@@ -52,8 +53,9 @@ def test_a_download_is_built_elsewhere_then_served_by_trial(tmp_path, monkeypatc
         assert first.json()["status"] == "preparing"
         assert client.get(url).status_code == 202
         assert len(asked) == 1, "one build is asked for, however often the page polls"
-        spec, asked_trial, target = asked[0]
+        spec, asked_trial, target, fmt = asked[0]
         assert asked_trial == trial and spec["study_name"] == f"job-{job}" and spec["storage"]
+        assert fmt == "gguf"  # TINY's device (rpi5) runs llama.cpp
         # the worker writes the archive where it was asked to
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         Path(target).write_bytes(b"\x1f\x8b fake archive")
@@ -62,6 +64,10 @@ def test_a_download_is_built_elsewhere_then_served_by_trial(tmp_path, monkeypatc
         assert done.content == b"\x1f\x8b fake archive"
         assert f"trial{trial}" in done.headers["content-disposition"]
         assert client.get(f"/search/{job}/candidates/0").json()["download"].startswith(f"/search/{job}/trials/")
+        # another format is another archive, asked for once; a format that does not exist is a 422
+        assert client.get(url + "?format=hf").status_code == 202 and asked[-1][3] == "hf"
+        bad = client.get(url + "?format=onnx")
+        assert bad.status_code == 422 and "format" in bad.text
 
 
 def test_unknown_trials_and_no_task_queue_are_404(client):
