@@ -9,7 +9,9 @@ One fact from llama.cpp's converter that is easy to miss: its LLAMA architecture
 rotates adjacent pairs of a head's dimensions (RoPE "normal" mode), while Hugging
 Face Llama rotates the first half against the second. The converter therefore
 reorders the rows of q and k inside each head; Qwen2 runs in llama.cpp's NEOX
-mode (halves, like Hugging Face) and needs no reordering. Reordering whole rows
+mode (halves, like Hugging Face) and needs no reordering; so do QWEN3 and PHI3. Mistral
+is Llama's graph (llama.cpp runs it as LLAMA). Phi-3 keeps its fused q|k|v and
+gate|up tensors: llama.cpp's PHI3 graph reads them fused (attn_qkv, ffn_up). Reordering whole rows
 keeps quantized rows intact: a GGUF row is independent of every other row.
 """
 
@@ -35,10 +37,19 @@ GGUF_FAMILIES: dict[str, GgufFamily] = {
     "qwen2": GgufFamily("qwen2", "QWEN2", False, True),
     "bert": GgufFamily("bert", "BERT", False, False),
     "gpt2": GgufFamily("gpt2", "GPT2", False, True),
+    "mistral": GgufFamily("mistral", "LLAMA", True, True),
+    "qwen3": GgufFamily("qwen3", "QWEN3", False, True),
+    "phi3": GgufFamily("phi3", "PHI3", False, True),
 }
+ANY_HEAD_COUNT_ARCHS = ("LLAMA", "QWEN3")  # llama.cpp graphs sized by heads x head size, not by the hidden size
+NOT_YET = {"gemma2": "its soft-caps, sandwich norms and sliding windows are not written yet",
+           "gemma3": "its sandwich norms, q/k norms and local/global windows are not written yet"}
 
 
 def gguf_family(family: str) -> GgufFamily:
+    if family in NOT_YET:
+        raise ModelError(f"GGUF export of {family} is not supported yet: {NOT_YET[family]}; "
+                         f"export it in the hf or devicefit format")
     if family not in GGUF_FAMILIES:
         raise ModelError(f"GGUF export supports the {', '.join(sorted(GGUF_FAMILIES))} families, not {family!r}")
     return GGUF_FAMILIES[family]
@@ -50,16 +61,17 @@ def gguf_family_for(family: str, shapes: Shapes) -> GgufFamily:
     llama.cpp's QWEN2, BERT and GPT2 graphs assume heads x head size = hidden size. A
     head-pruned Qwen2 (Llama plus q/k/v biases and half rotation) therefore runs as
     LLAMA, which takes any head count and the biases, with its q/k rows reordered
-    for LLAMA's pair rotation. A head-pruned BERT or GPT-2 has no such twin in llama.cpp.
+    for LLAMA's pair rotation. A head-pruned BERT, GPT-2 or Phi-3 has no such twin in llama.cpp
+    (PHI3's output projection is hidden x hidden).
     """
     fam = gguf_family(family)
-    if family == "llama" or shapes.head_count * shapes.head_dim == shapes.embedding_length:
+    if fam.arch in ANY_HEAD_COUNT_ARCHS or shapes.head_count * shapes.head_dim == shapes.embedding_length:
         return fam
     if family == "qwen2":
         return GgufFamily("qwen2", "LLAMA", True, True)
     raise ModelError(f"llama.cpp's {fam.arch} graph needs all attention heads ({shapes.embedding_length} = heads x "
                      f"head size), this model keeps {shapes.head_count} of size {shapes.head_dim}; "
-                     "export head-pruned encoders in the hf or devicefit format")
+                     f"export head-pruned {family} models in the hf or devicefit format")
 
 
 def arch_name(fam: GgufFamily) -> str:
@@ -135,25 +147,51 @@ def measure_shapes(model: Any, family: str) -> Shapes:
     if not blocks:
         raise ModelError("the model has no transformer blocks")
     layers = fam.block_layers
-    mlp_role = "gate" if "gate" in layers else "fc1"
+
+    config = model.config
+    # GPT-2 has no grouped KV heads (and head pruning leaves its config's head count as it was): thirds
+    kv_heads = int(getattr(config, "num_key_value_heads", None) or 1)
+    q_heads = int(config.num_attention_heads) if getattr(config, "num_key_value_heads", None) else 1
 
     def attention_rows(block: Any) -> tuple[int, int]:
-        if "qkv" in layers:  # GPT-2's fused q|k|v (no grouped KV heads)
-            return (_out(block.get_submodule(layers["qkv"])) // 3,) * 2
+        if "qkv" in layers:  # fused q|k|v (GPT-2, Phi-3): q rows, k rows, v rows in the heads' ratio
+            rows = _out(block.get_submodule(layers["qkv"]))
+            per_kv = rows // (q_heads + 2 * kv_heads)
+            return per_kv * q_heads, per_kv * kv_heads
         return _out(block.get_submodule(layers["q"])), _out(block.get_submodule(layers["k"]))
 
-    per_block = {(*attention_rows(b), _out(b.get_submodule(layers[mlp_role]))) for b in blocks}
+    def mlp_rows(block: Any) -> int:
+        if "gate_up" in layers:  # Phi-3: gate rows then up rows, one neuron each
+            return _out(block.get_submodule(layers["gate_up"])) // 2
+        return _out(block.get_submodule(layers["gate" if "gate" in layers else "fc1"]))
+
+    per_block = {(*attention_rows(b), mlp_rows(b)) for b in blocks}
     if len(per_block) != 1:
         raise ModelError(f"blocks have different shapes {sorted(per_block)}; GGUF export needs uniform blocks")
     q_rows, k_rows, ff = per_block.pop()
-    config = model.config
     head_dim = head_dim_of(config)
     embed = model.get_input_embeddings()
     hidden = int(embed.embedding_dim if hasattr(embed, "embedding_dim") else embed.weight.shape[1])
     vocab = int(embed.num_embeddings if hasattr(embed, "num_embeddings") else embed.weight.shape[0])
     return Shapes(block_count=len(blocks), embedding_length=hidden, feed_forward_length=ff,
                   head_count=q_rows // head_dim, head_count_kv=k_rows // head_dim, head_dim=head_dim,
-                  vocab_size=vocab, context_length=int(config.max_position_embeddings))
+                  vocab_size=vocab, context_length=full_attention_context(config))
+
+
+def full_attention_context(config: Any) -> int:
+    """The context llama.cpp's graph reproduces: the model's, capped at its sliding window.
+
+    llama.cpp's LLAMA (Mistral), QWEN3 and PHI3 graphs attend to every earlier
+    token (PHI3 turns a sliding window off explicitly), so a model with a shorter
+    window gives the same logits only up to that many tokens; the file says so
+    through its context length.
+    """
+    context = int(config.max_position_embeddings)
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None and "sliding_attention" not in layer_types:
+        window = None  # Qwen3: a window in the config that no block uses
+    return min(context, int(window)) if window else context
 
 
 def rope_theta(config: Any) -> float:
@@ -162,6 +200,13 @@ def rope_theta(config: Any) -> float:
     if kind not in ("default", None):
         raise ModelError(f"RoPE scaling {kind!r} is not exported to GGUF yet; only plain RoPE is")
     return float(params.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
+
+
+def rotary_dims(config: Any, head_dim: int) -> int:
+    """How many of a head's dimensions RoPE rotates (Phi-3 may rotate a part)."""
+    params = getattr(config, "rope_parameters", None) or {}
+    factor = params.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", None)) or 1.0
+    return int(head_dim * float(factor))
 
 
 def write_architecture(writer: Any, model: Any, fam: GgufFamily, shapes: Shapes) -> None:
@@ -180,7 +225,7 @@ def write_architecture(writer: Any, model: Any, fam: GgufFamily, shapes: Shapes)
     if fam.arch == "GPT2":  # learned positions, LayerNorm
         writer.add_layer_norm_eps(float(config.layer_norm_epsilon))
     elif fam.causal:
-        writer.add_rope_dimension_count(shapes.head_dim)
+        writer.add_rope_dimension_count(rotary_dims(config, shapes.head_dim))
         writer.add_rope_freq_base(rope_theta(config))
         writer.add_layer_norm_rms_eps(float(config.rms_norm_eps))
     else:

@@ -1,5 +1,5 @@
-"""write_gguf(model, tokenizer, recipe, path): one GGUF file that llama.cpp loads and runs (Llama, Qwen2,
-BERT, GPT-2).
+"""write_gguf(model, tokenizer, recipe, path): one GGUF file that llama.cpp loads and runs (Llama, Mistral,
+Qwen2, Qwen3, Phi-3, BERT, GPT-2).
 
 Which bytes each tensor gets:
 - a GGUF-packed module (``ggml_type`` + uint8 ``blocks`` [rows, row bytes], e.g.
