@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from search.errors import ModelError
+from search.runtimes.gguf_gemma import is_gemma, write_gemma_keys
 from search.space.families import FAMILIES
 
 
@@ -40,16 +41,15 @@ GGUF_FAMILIES: dict[str, GgufFamily] = {
     "mistral": GgufFamily("mistral", "LLAMA", True, True),
     "qwen3": GgufFamily("qwen3", "QWEN3", False, True),
     "phi3": GgufFamily("phi3", "PHI3", False, True),
+    "gemma2": GgufFamily("gemma2", "GEMMA2", False, True),
+    "gemma3": GgufFamily("gemma3", "GEMMA3", False, True),
 }
-ANY_HEAD_COUNT_ARCHS = ("LLAMA", "QWEN3")  # llama.cpp graphs sized by heads x head size, not by the hidden size
-NOT_YET = {"gemma2": "its soft-caps, sandwich norms and sliding windows are not written yet",
-           "gemma3": "its sandwich norms, q/k norms and local/global windows are not written yet"}
+# llama.cpp graphs sized by heads x head size, not by the hidden size
+ANY_HEAD_COUNT_ARCHS = ("LLAMA", "QWEN3", "GEMMA2", "GEMMA3")
+SLIDING_WINDOW_FAMILIES = ("gemma2", "gemma3")  # llama.cpp runs their windows (search.runtimes.gguf_gemma)
 
 
 def gguf_family(family: str) -> GgufFamily:
-    if family in NOT_YET:
-        raise ModelError(f"GGUF export of {family} is not supported yet: {NOT_YET[family]}; "
-                         f"export it in the hf or devicefit format")
     if family not in GGUF_FAMILIES:
         raise ModelError(f"GGUF export supports the {', '.join(sorted(GGUF_FAMILIES))} families, not {family!r}")
     return GGUF_FAMILIES[family]
@@ -175,10 +175,10 @@ def measure_shapes(model: Any, family: str) -> Shapes:
     vocab = int(embed.num_embeddings if hasattr(embed, "num_embeddings") else embed.weight.shape[0])
     return Shapes(block_count=len(blocks), embedding_length=hidden, feed_forward_length=ff,
                   head_count=q_rows // head_dim, head_count_kv=k_rows // head_dim, head_dim=head_dim,
-                  vocab_size=vocab, context_length=full_attention_context(config))
+                  vocab_size=vocab, context_length=full_attention_context(config, family))
 
 
-def full_attention_context(config: Any) -> int:
+def full_attention_context(config: Any, family: str) -> int:
     """The context llama.cpp's graph reproduces: the model's, capped at its sliding window.
 
     llama.cpp's LLAMA (Mistral), QWEN3 and PHI3 graphs attend to every earlier
@@ -187,6 +187,8 @@ def full_attention_context(config: Any) -> int:
     through its context length.
     """
     context = int(config.max_position_embeddings)
+    if family in SLIDING_WINDOW_FAMILIES:
+        return context
     window = getattr(config, "sliding_window", None)
     layer_types = getattr(config, "layer_types", None)
     if layer_types is not None and "sliding_attention" not in layer_types:
@@ -226,7 +228,10 @@ def write_architecture(writer: Any, model: Any, fam: GgufFamily, shapes: Shapes)
         writer.add_layer_norm_eps(float(config.layer_norm_epsilon))
     elif fam.causal:
         writer.add_rope_dimension_count(rotary_dims(config, shapes.head_dim))
-        writer.add_rope_freq_base(rope_theta(config))
+        if is_gemma(fam.arch):
+            write_gemma_keys(writer, model, fam.arch)
+        else:
+            writer.add_rope_freq_base(rope_theta(config))
         writer.add_layer_norm_rms_eps(float(config.rms_norm_eps))
     else:
         import gguf

@@ -1,5 +1,5 @@
 """write_gguf(model, tokenizer, recipe, path): one GGUF file that llama.cpp loads and runs (Llama, Mistral,
-Qwen2, Qwen3, Phi-3, BERT, GPT-2).
+Qwen2, Qwen3, Phi-3, Gemma 2, Gemma 3, BERT, GPT-2).
 
 Which bytes each tensor gets:
 - a GGUF-packed module (``ggml_type`` + uint8 ``blocks`` [rows, row bytes], e.g.
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.errors import ModelError
+from search.runtimes.gguf_gemma import check_gemma, is_gemma, stored_norm_weight
 from search.runtimes.gguf_names import (
     GgufFamily,
     Shapes,
@@ -82,6 +83,8 @@ def write_gguf(model: Any, tokenizer: Any = None, recipe: CompressionConfig | No
     family = gguf_family(family_for(getattr(model.config, "model_type", None)).name).family
     shapes = measure_shapes(model, family)
     fam = gguf_family_for(family, shapes)
+    if is_gemma(fam.arch):  # what llama.cpp's Gemma graphs cannot run is refused before any work
+        check_gemma(model, fam.arch, shapes.block_count, shapes.embedding_length, shapes.head_count, shapes.head_dim)
     tensors = collect_tensors(model, fam, shapes, dense_type=dense_type, weight_type=weight_type)
     out = Path(path).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +133,8 @@ def collect_tensors(model: Any, fam: GgufFamily, shapes: Shapes, *, dense_type: 
             out.extend(_module_tensors(mod_name, module, names, fam, shapes, dense_type, weight_type))
             continue
         for pname, param in module.named_parameters(recurse=False):
+            if is_gemma(fam.arch):
+                param = stored_norm_weight(module, param)
             out.append(_float_tensor(names, f"{mod_name}.{pname}", param, "F32", fam, shapes))
     return out
 
