@@ -106,12 +106,27 @@ def compress(loaded: LoadedModel, recipe: CompressionConfig, policy: DataPolicy)
 
 def score(loaded: LoadedModel, student: Any, policy: DataPolicy, rows: int | None = None,
           progress: bool = False) -> dict[str, float]:
-    """Quality of ``student`` against ``loaded``'s model: ``{"cosine"}`` or ``{"kl", "perplexity"}``."""
+    """Quality of ``student`` against ``loaded``'s model: ``{"cosine"}`` or ``{"kl", "perplexity"}``.
+
+    A student holding GGUF layers is scored as llama.cpp runs it: in float32 (its stored values are
+    kept; only the arithmetic widens), since bf16 arithmetic alone would cost near-lossless types
+    (Q8_0, Q6_K) more quality than their weights do.
+    """
+    import copy
+
     import torch
 
+    if _runs_like_llamacpp(student):
+        student = copy.deepcopy(student).float()
     with torch.inference_mode():
         return {k: float(v) for k, v in quality_evaluator(loaded, policy, rows).evaluate(
             student, progress=progress).items()}
+
+
+def _runs_like_llamacpp(model: Any) -> bool:
+    from search.compress.gguf_linear import GgufLinear
+
+    return any(isinstance(m, GgufLinear) for m in model.modules())
 
 
 def recover(loaded: LoadedModel, compressed: Any, recipe: CompressionConfig, policy: DataPolicy, budget: str,
