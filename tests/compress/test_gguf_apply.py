@@ -9,6 +9,7 @@ from search.compress import apply
 from search.compress.export import export_compressed
 from search.compress.gguf_linear import GgufLinear
 from search.compress.table_embedding import QuantizedEmbedding
+from search.formats.activation_rounding import rounding_for
 from search.formats.codec import dequantize_rows, quantize_rows
 from search.memory import memory_report, model_bytes
 from search.models import ByteTokenizer, LoadedModel, load_model
@@ -49,7 +50,8 @@ def test_tied_head_shares_the_compressed_embedding():
     assert built.lm_head is table and table.ggml_type == "Q5_0"
     hidden = torch.randn(2, 5, 64, dtype=torch.bfloat16)
     weight = torch.from_numpy(dequantize_rows(table.blocks.numpy(), "Q5_0"))
-    assert torch.equal(built.lm_head(hidden), F.linear(hidden, weight.to(torch.bfloat16)))
+    rounded = rounding_for("Q5_0")(hidden)  # the head's input, rounded as llama.cpp rounds it for Q5_0
+    assert torch.equal(built.lm_head(hidden), F.linear(rounded, weight.to(torch.bfloat16)))
     assert model_bytes(built) == memory_report(graph_from_model(model), recipe).total_bytes
 
 

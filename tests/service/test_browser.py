@@ -81,6 +81,8 @@ def test_start_a_search_from_the_form_watch_it_and_download_a_candidate(served, 
     page.select_option("#heat-key", "latency_ms")
     page.screenshot(path=str(SHOTS / "candidate.png"), full_page=True)
 
+    page.select_option("#download-format", "devicefit")  # the format choice (default: the device's runtime's)
+    assert page.locator("#download").get_attribute("href").endswith("?format=devicefit")
     with page.expect_download(timeout=240_000) as info:
         page.click("#download")
     target = tmp_path / info.value.suggested_filename
