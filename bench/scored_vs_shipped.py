@@ -111,8 +111,8 @@ def table(rows: list[dict], causal: bool) -> list[str]:
     lines = [f"| candidate | recipe | scored {metric} | devicefit | hf | gguf (llama.cpp) | MB devicefit / hf / gguf "
              f"| llama.cpp {unit} | × BF16 |", "|---|---|---:|---:|---:|---:|---|---:|---:|"]
 
-    def num(v):
-        return "refused" if v is None else f"{v:.5f}"
+    def num(v):  # KL: 3 significant digits (values span 1e-6..1e-1); cosine: 5 decimals
+        return "refused" if v is None else (f"{v:.3g}" if causal else f"{v:.5f}")
 
     def mb(r, fmt):
         return f"{r[f'{fmt}_bytes'] / 1e6:.2f}" if f"{fmt}_bytes" in r else "—"
@@ -120,7 +120,7 @@ def table(rows: list[dict], causal: bool) -> list[str]:
     for r in rows:
         sp = f"{r['speed']:.1f}" if "speed" in r else "—"
         ratio = f"{r['speed_vs_bf16']:.2f}" if "speed_vs_bf16" in r else "—"
-        lines.append(f"| {r['candidate']} | {r['recipe']} | {r['scored']:.5f} | {num(r.get('devicefit'))} | "
+        lines.append(f"| {r['candidate']} | {r['recipe']} | {num(r['scored'])} | {num(r.get('devicefit'))} | "
                      f"{num(r.get('hf'))} | {num(r.get('gguf'))} | {mb(r, 'devicefit')} / {mb(r, 'hf')} / "
                      f"{mb(r, 'gguf')} | {sp} | {ratio} |")
     return lines

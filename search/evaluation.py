@@ -105,25 +105,30 @@ def compress(loaded: LoadedModel, recipe: CompressionConfig, policy: DataPolicy)
 
 
 def score(loaded: LoadedModel, student: Any, policy: DataPolicy, rows: int | None = None,
-          progress: bool = False) -> dict[str, float]:
+          progress: bool = False, *, recipe: CompressionConfig | None = None) -> dict[str, float]:
     """Quality of ``student`` against ``loaded``'s model: ``{"cosine"}`` or ``{"kl", "perplexity"}``.
 
-    A student holding GGUF layers is scored as llama.cpp runs it: in float32 (its stored values are
-    kept; only the arithmetic widens), since bf16 arithmetic alone would cost near-lossless types
-    (Q8_0, Q6_K) more quality than their weights do.
+    A student of a GGUF recipe (``recipe`` names formats, or it holds GGUF layers) is scored as
+    llama.cpp runs it: in float32 (its stored values are kept; only the arithmetic widens), since bf16
+    arithmetic alone would cost near-lossless types (BF16, Q8_0, Q6_K) more quality than their weights do.
     """
     import copy
 
     import torch
 
-    if _runs_like_llamacpp(student):
+    if (recipe is not None and uses_gguf_formats(recipe)) or _holds_gguf_layers(student):
         student = copy.deepcopy(student).float()
     with torch.inference_mode():
         return {k: float(v) for k, v in quality_evaluator(loaded, policy, rows).evaluate(
             student, progress=progress).items()}
 
 
-def _runs_like_llamacpp(model: Any) -> bool:
+def uses_gguf_formats(recipe: CompressionConfig) -> bool:
+    """Whether a recipe names GGUF tensor types (a llama.cpp candidate)."""
+    return recipe.embedding.format is not None or any(s.format for s in recipe.layers.values())
+
+
+def _holds_gguf_layers(model: Any) -> bool:
     from search.compress.gguf_linear import GgufLinear
 
     return any(isinstance(m, GgufLinear) for m in model.modules())
@@ -205,7 +210,7 @@ def evaluate_recipe(loaded: LoadedModel, recipe: CompressionConfig, policy: Data
         compressed = compress(loaded, recipe, policy)
         bar.set_description("scoring the compressed model")
         bar.update()
-        quality = score(loaded, compressed, policy)
+        quality = score(loaded, compressed, policy, recipe=recipe)
         bar.update()
     result = Evaluation(recipe=recipe, policy=policy, quality=quality, memory_bytes=int(memory.total_bytes),
                         compressed=compressed)
@@ -249,7 +254,7 @@ def evaluate_task(task: EvalTask) -> EvalResult:
         extra.update(quality_before=before, recovery=details)
     else:
         rows = proxy_rows(policy) if task.stage == "proxy" else policy.eval_rows
-        model, quality = compressed, score(loaded, compressed, policy, rows)
+        model, quality = compressed, score(loaded, compressed, policy, rows, recipe=task.recipe)
         extra["samples"] = rows
     latency_ms = None
     if spec.measure:
@@ -267,8 +272,9 @@ def evaluate(loaded: LoadedModel, student: Any = None, policy: DataPolicy | None
     """Quality of ``student`` against ``loaded``'s model: a compressed torch model, a CompressionConfig
     (built here with the policy's calibration rows), or None (the model against itself)."""
     policy = policy or DataPolicy()
-    if isinstance(student, CompressionConfig):
-        student = compress(loaded, student, policy)
+    recipe = student if isinstance(student, CompressionConfig) else None
+    if recipe is not None:
+        student = compress(loaded, recipe, policy)
     elif student is None:
         student = loaded.model
-    return score(loaded, student, policy, progress=progress)
+    return score(loaded, student, policy, progress=progress, recipe=recipe)

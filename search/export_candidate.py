@@ -95,7 +95,8 @@ def evaluate_export(ref: str, policy: DataPolicy | None = None, *, progress: boo
     else:
         recipe = parse_recipe((Path(ref).expanduser() / "recipe.json").read_text())
         student = load_model(ref).model
-    quality = score(teacher, student, policy, progress=progress)
+    # a devicefit export is scored as the search scored it; an hf export as plain transformers runs it
+    quality = score(teacher, student, policy, progress=progress, recipe=None if hf is not None else recipe)
     return Evaluation(recipe=recipe, policy=policy, quality=quality,
                       memory_bytes=int(memory_report(teacher.graph, recipe).total_bytes), compressed=student)
 
