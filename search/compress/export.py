@@ -22,9 +22,6 @@ half-written export under the requested name.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +43,9 @@ def export_compressed(loaded: Any, compressed_model: Any, recipe: Any, out_dir: 
     extra_files: more text files to write beside the weights (name -> content)."""
     from safetensors.torch import save_file
 
-    out = Path(out_dir).expanduser().resolve()
-    if out.exists() and not _replaceable(out):
-        raise ModelError(f"output directory {str(out)!r} exists and is not a devicefit export; "
-                         "choose a new or empty directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    from search.exporters.staging import staged_directory
+
+    with staged_directory(out_dir, lambda path: (path / "devicefit.json").is_file()) as tmp:
         tensors, aliases = _unique_tensors(compressed_model.state_dict())
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         (tmp / "recipe.json").write_text(recipe.to_json(indent=2) + "\n")
@@ -67,11 +60,7 @@ def export_compressed(loaded: Any, compressed_model: Any, recipe: Any, out_dir: 
         (tmp / "devicefit.json").write_text(json.dumps(meta, indent=2) + "\n")
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out_dir).expanduser().resolve()
 
 
 def refusal_config() -> dict[str, Any]:
@@ -80,20 +69,6 @@ def refusal_config() -> dict[str, Any]:
             "devicefit_config": ORIGINAL_CONFIG,
             "note": "devicefit-native export: packed weights in devicefit.safetensors, the original model config "
                     "in devicefit_config.json. Plain transformers cannot read it; see docs/export.md."}
-
-
-def _replaceable(path: Path) -> bool:
-    return path.is_dir() and (not any(path.iterdir()) or (path / "devicefit.json").is_file())
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rename(out, old / out.name)  # moved aside first: the new export then takes the name in one rename
-    os.rename(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _unique_tensors(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

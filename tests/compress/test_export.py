@@ -9,7 +9,7 @@ import torch
 from search.compress import apply
 from search.compress import export as export_module
 from search.compress.export import export_compressed, load_compressed
-from search.errors import ModelError
+from search.errors import DeviceFitError, ModelError
 from search.memory import memory_report
 from search.models import ByteTokenizer, LoadedModel, load_model
 from search.recipe import CompressionConfig as C
@@ -80,7 +80,7 @@ def test_overwrites_an_old_export_but_not_other_directories(tmp_path):
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    with pytest.raises(ModelError, match="not a devicefit export"):
+    with pytest.raises(DeviceFitError, match="not an export of this format"):
         export_compressed(loaded, compressed, recipe, other)
     assert (other / "notes.txt").read_text() == "keep me"
 
