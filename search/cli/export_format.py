@@ -65,8 +65,9 @@ def written_path(fmt: str, out: Path) -> Path:
 
 
 def load_hint(fmt: str, path: Path, causal: bool) -> str:
-    if fmt == "gguf":
-        return f"run it   llama.cpp: llama-cli -m {path}, or --model {path} in search-cli evaluate"
+    if fmt == "gguf":  # an encoder has no text to generate: llama.cpp's embedding tool runs it
+        tool = "llama-cli" if causal else "llama-embedding"
+        return f"run it   llama.cpp: {tool} -m {path}, or --model {path} in search-cli evaluate"
     if fmt == "hf":
         auto = "AutoModelForCausalLM" if causal else "AutoModel"
         return f"load it  transformers.{auto}.from_pretrained({str(path)!r}) (no devicefit needed)"
