@@ -45,6 +45,18 @@ class Archives:
             self._asked[path] = now
             return True
 
+    @staticmethod
+    def failure_file(path: Path) -> Path:
+        """Where a worker that could not build ``path`` says why (beside it: the workers share the directory)."""
+        return path.with_name(path.name + ".error")
+
+    def failure(self, path: Path) -> str | None:
+        """Why the worker could not build this archive (e.g. a format that cannot express the candidate)."""
+        try:
+            return self.failure_file(path).read_text().strip() or "the worker could not build it"
+        except FileNotFoundError:
+            return None
+
     def forget(self, path: Path) -> None:
         with self._lock:
             self._asked.pop(path, None)

@@ -126,10 +126,12 @@ def _study_exists(spec: Any) -> bool:
 
 
 @app.task(name="devicefit.export_archive", bind=True, ignore_result=True)
-def export_archive_task(self, spec: dict[str, Any], trial: int, target: str, fmt: str = "devicefit") -> str:
-    """Build the download of one trial (workers/artifacts.py) at `target`, unless it is there already."""
+def export_archive_task(self, spec: dict[str, Any], trial: int, target: str, fmt: str = "devicefit") -> str | None:
+    """Build the download of one trial (workers/artifacts.py) at `target`, unless it is there already;
+    a candidate the format cannot express leaves the reason in `target`.error for the service to answer."""
     from pathlib import Path
 
+    from search.errors import DeviceFitError
     from search.spec import parse_spec
     from workers.artifacts import build_archive
 
@@ -137,4 +139,9 @@ def export_archive_task(self, spec: dict[str, Any], trial: int, target: str, fmt
     if path.is_file():  # a repeated request while the first build ran
         return target
     log.info("building the download of trial %d of %s", trial, spec.get("study_name"))
-    return str(build_archive(parse_spec(spec), trial, path, fmt))
+    try:
+        return str(build_archive(parse_spec(spec), trial, path, fmt))
+    except DeviceFitError as exc:  # e.g. a format that cannot express the candidate: the service tells the user
+        log.warning("cannot build the download of trial %d as %s: %s", trial, fmt, exc)
+        path.with_name(path.name + ".error").write_text(str(exc) + "\n")
+        return None

@@ -75,6 +75,9 @@ def download_trial(search_id: str, trial: int = _TRIAL, format: ExportFormat | N
     path = archives.path(job.id, trial, fmt)
     if archives.ready(path):
         return FileResponse(path, media_type="application/gzip", filename=path.name)
+    failed = archives.failure(path)
+    if failed is not None:
+        raise HTTPException(422, f"format: {failed}")
     if not app.settings.dispatch:
         raise DownloadsUnavailable("trial: downloads are built by workers, and this server has no task queue")
     if archives.should_ask(path):

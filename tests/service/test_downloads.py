@@ -68,6 +68,11 @@ def test_a_download_is_built_elsewhere_then_served_by_trial(tmp_path, monkeypatc
         assert client.get(url + "?format=hf").status_code == 202 and asked[-1][3] == "hf"
         bad = client.get(url + "?format=onnx")
         assert bad.status_code == 422 and "format" in bad.text
+        # a worker that cannot express the candidate in the asked format leaves the reason: a 4xx, not "preparing"
+        hf_target = Path(asked[-1][2])
+        hf_target.with_name(hf_target.name + ".error").write_text("--format hf cannot express layer 'x' in Q4_K\n")
+        refused = client.get(url + "?format=hf")
+        assert refused.status_code == 422 and "cannot express" in refused.json()["detail"]
 
 
 def test_unknown_trials_and_no_task_queue_are_404(client):
