@@ -95,6 +95,18 @@ class Stack:
         self.redis.stop()
 
 
+async def timed_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> tuple[float, int]:
+    """One request on a keep-alive connection, the whole body read: (milliseconds, HTTP status)."""
+    start = time.perf_counter()
+    writer.write(request)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    await reader.readexactly(length)
+    return (time.perf_counter() - start) * 1000, int(head.split(b" ", 2)[1])
+
+
 async def poll(url: str, seconds: float, pause: float, clients: int = CLIENTS) -> tuple[list[float], int]:
     """`clients` clients GET `url` for `seconds`; returns latencies (ms) and the count of failed requests.
 
@@ -117,15 +129,9 @@ async def poll(url: str, seconds: float, pause: float, clients: int = CLIENTS) -
             await asyncio.sleep(random.uniform(0, pause))
         try:
             while time.monotonic() < stop:
-                start = time.perf_counter()
-                writer.write(request)
-                await writer.drain()
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:"))
-                await reader.readexactly(length)
-                latencies.append((time.perf_counter() - start) * 1000)
-                errors += not head.startswith(b"HTTP/1.1 200")
+                ms, status = await timed_get(reader, writer, request)
+                latencies.append(ms)
+                errors += status != 200
                 if pause:
                     await asyncio.sleep(pause)
         finally:

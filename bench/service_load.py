@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from service_latency import Stack, http_json, percentile, wait_until  # noqa: E402 - after the path
+from service_latency import Stack, http_json, percentile, timed_get, wait_until  # noqa: E402 - after the path
 
 DOC = ROOT / "docs" / "service.md"
 BEGIN, END = "<!-- service_load:begin -->", "<!-- service_load:end -->"
@@ -54,15 +54,8 @@ async def poll_until(urls: list[str], stop: threading.Event, pause: float) -> di
         await asyncio.sleep(random.uniform(0, pause))  # the pollers are not in step
         try:
             while not stop.is_set():
-                start = time.perf_counter()
-                writer.write(request)
-                await writer.drain()
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:"))
-                await reader.readexactly(length)
-                bucket["ms"].append((time.perf_counter() - start) * 1000)
-                status = int(head.split(b" ", 2)[1])
+                ms, status = await timed_get(reader, writer, request)
+                bucket["ms"].append(ms)
                 bucket["errors"] += status >= 400
                 bucket["5xx"] += status >= 500
                 await asyncio.sleep(pause)
