@@ -18,15 +18,14 @@ import copy
 import torch
 from torch import nn
 
-from search.compress.activations import input_sq_norms
 from search.compress.embedding_transform import compress_embedding
 from search.compress.layer import WorkLayer
+from search.compress.layer_statistics import attach_statistics
 from search.compress.modules import (
     LowRankLinear,
     PackedLinear,
     conv1d_to_linear,
     module_from_plan,
-    plain_linear,
 )
 from search.compress.registry import transform
 from search.compress.transforms.depth import renamed_for_depth
@@ -76,29 +75,10 @@ def _compress_layers(model: nn.Module, targets: dict[str, LayerCompression],
                      calibration: torch.Tensor | None) -> None:
     lowrank, sparsity, quantize = transform("lowrank"), transform("sparsity"), transform("quantize")
     parts = {name: lowrank(WorkLayer.of(model.get_submodule(name)), s) for name, s in targets.items()}
-    wanda = [n for n, s in targets.items() if s.sparsity > 0 and s.sparsity_score == "wanda"]
-    if wanda and calibration is not None:
-        _attach_input_norms(model, {n: parts[n] for n in wanda}, calibration)
+    attach_statistics(model, parts, targets, calibration)
     for name, setting in targets.items():
         stored = [quantize(sparsity(part, setting), setting) for part in parts[name]]
         model.set_submodule(name, stored[0] if len(stored) == 1 else LowRankLinear(*stored))
-
-
-def _attach_input_norms(model: nn.Module, parts: dict[str, list[WorkLayer]], calibration: torch.Tensor) -> None:
-    """Wanda's per-input-channel norms, measured on the model as it is now (factorised layers included)."""
-    probes: dict[str, nn.Module] = {}
-    for name, pieces in parts.items():
-        if len(pieces) == 1:
-            probes[name] = model.get_submodule(name)
-        else:  # factor b's input is a's output: install the fp32 factors so both can be observed
-            a, b = (plain_linear(p.weight, p.bias) for p in pieces)
-            model.set_submodule(name, LowRankLinear(a, b))
-            probes[name + ".a"], probes[name + ".b"] = a, b
-    norms = input_sq_norms(model, probes, calibration)
-    for name, pieces in parts.items():
-        keys = [name] if len(pieces) == 1 else [name + ".a", name + ".b"]
-        for piece, key in zip(pieces, keys, strict=True):
-            piece.in_sq_norm = norms.get(key)
 
 
 def _empty_module(module: nn.Module, setting: LayerCompression) -> nn.Module:
