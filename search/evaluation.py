@@ -56,9 +56,11 @@ def check_sizes(graph: ModelGraph, rows: int, seq_len: int) -> None:
 
 
 def needs_calibration(recipe: CompressionConfig) -> bool:
-    """Wanda scores and width-pruning importance look at activations; everything else is data-free."""
+    """Wanda scores, GPTQ's rounding and width-pruning importance look at activations; everything else
+    is data-free."""
     return (recipe.width.mlp < 1 or recipe.width.heads < 1
-            or any(s.sparsity > 0 and s.sparsity_score == "wanda" for s in recipe.layers.values()))
+            or any(s.sparsity > 0 and s.sparsity_score == "wanda" for s in recipe.layers.values())
+            or any(s.method == "gptq" and s.quantized for s in recipe.layers.values()))
 
 
 def calibration_rows(loaded: LoadedModel, policy: DataPolicy) -> torch.Tensor:

@@ -65,6 +65,11 @@ class LayerCompression(_Frozen):
         None, description="a runtime tensor type (GGUF: Q8_0, Q6_K, Q5_K, Q5_1, Q5_0, Q4_K, Q4_1, Q4_0, Q3_K, "
                           "Q2_K, F16, BF16): the weights use that block format exactly; bits, group_size and "
                           "symmetric follow from it. null = devicefit's own group-wise format")
+    method: Literal["rtn", "gptq"] = Field(
+        "rtn", description="how weights are rounded: round-to-nearest, or GPTQ with calibration data "
+                           "(no effect on an unquantized layer)")
+    act_order: bool = Field(
+        False, description="GPTQ only: quantize input columns in decreasing order of their activation energy")
 
     @model_validator(mode="before")
     @classmethod
@@ -130,6 +135,12 @@ class LayerCompression(_Frozen):
             raise ValueError(f"2:4 sparsity removes exactly half the weights: set sparsity to 0.5, not {self.sparsity}")
         return self
 
+    @model_validator(mode="after")
+    def _act_order_needs_gptq(self) -> LayerCompression:
+        if self.act_order and self.method != "gptq":
+            raise ValueError("act_order only applies to method 'gptq'; set method to 'gptq' or drop act_order")
+        return self
+
     @property
     def quantized(self) -> bool:
         return self.bits < 16
@@ -187,6 +198,13 @@ class CompressionConfig(_Frozen):
                     raise ValueError(f"layer pattern {key!r} is not a valid regular expression: {exc}") from None
         return v
 
+    @field_validator("embedding")
+    @classmethod
+    def _embedding_rounds_to_nearest(cls, v: LayerCompression) -> LayerCompression:
+        if v.method != "rtn":
+            raise ValueError("the embedding table is rounded to nearest: GPTQ applies to linear layers only")
+        return v
+
     @field_validator("keep_blocks")
     @classmethod
     def _blocks_sorted(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
@@ -204,12 +222,14 @@ class CompressionConfig(_Frozen):
                 sparsity: float = 0.0, sparsity_pattern: str = "unstructured",
                 sparsity_score: str = "magnitude", rank: int | float | None = None,
                 width: float = 1.0, heads: float = 1.0,
-                keep_blocks: tuple[int, ...] | None = None) -> CompressionConfig:
+                keep_blocks: tuple[int, ...] | None = None, method: str = "rtn",
+                act_order: bool = False) -> CompressionConfig:
         """One setting for every layer (the CLI's --bits/--sparsity/... shortcuts)."""
         return parse_recipe({
             "layers": {DEFAULT_KEY: {
                 "bits": bits, "group_size": group_size, "symmetric": symmetric, "sparsity": sparsity,
-                "sparsity_pattern": sparsity_pattern, "sparsity_score": sparsity_score, "rank": rank}},
+                "sparsity_pattern": sparsity_pattern, "sparsity_score": sparsity_score, "rank": rank,
+                "method": method, "act_order": act_order}},
             "width": {"mlp": width, "heads": heads},
             "keep_blocks": keep_blocks,
         })
@@ -277,7 +297,7 @@ class CompressionConfig(_Frozen):
 
     # ---- display --------------------------------------------------------
     def summary(self) -> str:
-        """Compact human summary, e.g. '4b/g128 · 50% 2:4 · r0.25 · mlp×0.5 · 4 blocks'."""
+        """Compact human summary, e.g. '4b/g128 · 50% 2:4 · r0.25 gptq · mlp×0.5 · 4 blocks'."""
         parts = []
         for key, s in self.layers.items():
             bits = f"{s.bits}b" + (f"/g{s.group_size}" if s.quantized and s.group_size else "")
@@ -285,6 +305,7 @@ class CompressionConfig(_Frozen):
             bits += "s" if s.quantized and s.symmetric and not s.format else ""
             bits += f" {s.sparsity:.0%} {s.sparsity_pattern.value}" if s.sparsity else ""
             bits += f" r{s.rank:g}" if s.rank is not None else ""
+            bits += (" gptq" + ("-ao" if s.act_order else "")) if s.method == "gptq" and s.quantized else ""
             label = "" if key == DEFAULT_KEY else f"{key.removeprefix(PATTERN_PREFIX)}="
             parts.append(label + bits)
         text = ", ".join(parts) if len(parts) <= 3 else f"{len(parts)} layer rules"

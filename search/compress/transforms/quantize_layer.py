@@ -26,6 +26,8 @@ from search.recipe import LayerCompression
 @layer_transform("quantize")
 def store(layer: WorkLayer, setting: LayerCompression) -> nn.Module:
     """nn.Linear (bf16) when nothing applies, else a QuantizedLinear / SparseLinear with real packed buffers."""
+    if setting.method == "gptq" and setting.quantized:
+        raise RecipeError("method 'gptq' is not implemented yet; use method 'rtn'")
     if setting.format is not None:
         return store_in_format(layer, setting)
     factor_setting = setting.model_copy(update={"rank": None})
