@@ -17,6 +17,8 @@ Dequantization: d * (q - 2^(b-1)), d * q + m, d * q, in float32 as the runtime d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from search.formats.block_bytes import (
@@ -54,31 +56,53 @@ def _round_half_away(v: np.ndarray) -> np.ndarray:
     return np.sign(v) * (whole + (a - whole >= np.float32(0.5)))
 
 
-def quantize_legacy(x: np.ndarray, name: str) -> np.ndarray:
-    """float32 [n_blocks, 32] -> uint8 [n_blocks, bytes per block] of type `name`."""
+@dataclass
+class LegacyFit:
+    """A block's parameters as the encoder computed them (float32; d and m are stored as fp16) and the
+    codes as stored: uint8 in [0, 2^b - 1], or int8 for Q8_0."""
+
+    d: np.ndarray  # float32 [n, 1]
+    q: np.ndarray  # [n, 32]
+    m: np.ndarray | None = None  # float32 [n, 1], Q4_1 / Q5_1
+
+
+def fit_legacy(x: np.ndarray, name: str) -> LegacyFit:
+    """llama.cpp's reference quantizer: the block scale (and minimum) and its codes, float32 [n, 32] in."""
     x = np.asarray(x, dtype=np.float32).reshape(-1, QK)
     bits = _BITS[name]
-    fields: dict[str, np.ndarray] = {}
     if name == "Q8_0":
         d = (np.abs(x).max(axis=1, keepdims=True) / np.float32(127)).astype(np.float32)
-        fields["qs"] = _round_half_away(x * _inverse(d)).astype(np.int8).view(np.uint8)
-    elif name in ("Q4_0", "Q5_0"):
+        return LegacyFit(d=d, q=_round_half_away(x * _inverse(d)).astype(np.int8))
+    if name in ("Q4_0", "Q5_0"):
         half = np.float32(2 ** (bits - 1))
         peak = np.take_along_axis(x, np.abs(x).argmax(axis=1, keepdims=True), axis=1)
         d = (peak / -half).astype(np.float32)
         q = np.trunc(x * _inverse(d) + (half + np.float32(0.5))).astype(np.uint8)
-        q = np.minimum(q, 2**bits - 1)
-    else:  # Q4_1, Q5_1
-        lo = x.min(axis=1, keepdims=True)
-        d = ((x.max(axis=1, keepdims=True) - lo) / np.float32(2**bits - 1)).astype(np.float32)
-        q = np.minimum(np.trunc((x - lo) * _inverse(d) + np.float32(0.5)).astype(np.uint8), 2**bits - 1)
-        fields["m"] = fp16_bytes(lo)
-    fields["d"] = fp16_bytes(d)
-    if name != "Q8_0":
+        return LegacyFit(d=d, q=np.minimum(q, 2**bits - 1))
+    lo = x.min(axis=1, keepdims=True)  # Q4_1, Q5_1
+    d = ((x.max(axis=1, keepdims=True) - lo) / np.float32(2**bits - 1)).astype(np.float32)
+    q = np.minimum(np.trunc((x - lo) * _inverse(d) + np.float32(0.5)).astype(np.uint8), 2**bits - 1)
+    return LegacyFit(d=d, q=q, m=lo)
+
+
+def pack_legacy(fit: LegacyFit, name: str) -> np.ndarray:
+    """The block bytes of `fit` (any codes in the stored range, e.g. GPTQ's) -> uint8 [n_blocks, bytes]."""
+    fields: dict[str, np.ndarray] = {"d": fp16_bytes(fit.d)}
+    if name == "Q8_0":
+        fields["qs"] = fit.q.astype(np.int8).view(np.uint8)
+    else:
+        q = fit.q.astype(np.uint8)
         fields["qs"] = pack_crumbs(q & 0x0F, 4, QK)
-        if bits == 5:
+        if _BITS[name] == 5:
             fields["qh"] = np.packbits(q >> 4, axis=1, bitorder="little")
+        if fit.m is not None:
+            fields["m"] = fp16_bytes(fit.m)
     return join_fields(LAYOUTS[name], fields)
+
+
+def quantize_legacy(x: np.ndarray, name: str) -> np.ndarray:
+    """float32 [n_blocks, 32] -> uint8 [n_blocks, bytes per block] of type `name`."""
+    return pack_legacy(fit_legacy(x, name), name)
 
 
 def dequantize_legacy(blocks: np.ndarray, name: str) -> np.ndarray:

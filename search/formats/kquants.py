@@ -83,10 +83,13 @@ def _fit(x: np.ndarray, name: str) -> Fit:
     return fit_symmetric(x, 16, 31, 127)  # Q6_K
 
 
-def quantize_kquant(x: np.ndarray, name: str) -> np.ndarray:
-    """float32 [n_blocks, 256] -> uint8 [n_blocks, bytes per block] of type `name`."""
-    x = np.asarray(x, dtype=np.float32).reshape(-1, QK_K)
-    fit = _fit(x, name)
+def fit_kquant(x: np.ndarray, name: str) -> Fit:
+    """The super-block scales, sub-block scales / minimums and codes of float32 [n_blocks, 256]."""
+    return _fit(np.asarray(x, dtype=np.float32).reshape(-1, QK_K), name)
+
+
+def pack_kquant(fit: Fit, name: str) -> np.ndarray:
+    """The block bytes of `fit` (any codes in the type's range, e.g. GPTQ's) -> uint8 [n_blocks, bytes]."""
     f: dict[str, np.ndarray] = {"d": fp16_bytes(fit.d)}
     if fit.dmin is not None:
         f["dmin"] = fp16_bytes(fit.dmin)
@@ -109,6 +112,11 @@ def quantize_kquant(x: np.ndarray, name: str) -> np.ndarray:
         f["qh"] = pack_crumbs(u >> 4, 2, 128)
         f["scales"] = fit.sc.astype(np.int8).view(np.uint8)
     return join_fields(LAYOUTS[name], f)
+
+
+def quantize_kquant(x: np.ndarray, name: str) -> np.ndarray:
+    """float32 [n_blocks, 256] -> uint8 [n_blocks, bytes per block] of type `name`."""
+    return pack_kquant(fit_kquant(x, name), name)
 
 
 # ---- decode -----------------------------------------------------------------------------------
