@@ -36,6 +36,9 @@ from search.staging import CheapEvaluator, CheapMetrics, Promoter, budget_names,
 from search.study import fail_stale_trials, open_study, storage_url
 
 MAX_CONSECUTIVE_FAILURES = 5
+ELAPSED_ATTR = "search_seconds"  # study attribute: time spent on the search by every run so far
+ELAPSED_WRITE_S = 5.0  # how often it is written (each write is a storage commit)
+STOP_POLL_S = 1.0  # how often should_stop is asked while evaluations run
 
 
 __all__ = ["preflight", "check_budget", "run_search", "evaluate_candidate", "export_candidate", "SearchResult", "Progress"]
@@ -56,7 +59,7 @@ class SearchResult:
     seconds: float
     results_path: str | None = None
     closest: Candidate | None = None  # best infeasible candidate, when nothing fits
-    stopped_by: str = "trials"  # trials | time | full_evaluations
+    stopped_by: str = "trials"  # trials | time | full_evaluations | stopped (should_stop said so)
 
     def to_json(self) -> dict[str, Any]:
         return {"front": [c.to_json() for c in self.front], "study": self.study,
@@ -90,7 +93,7 @@ def _loss(quality: dict[str, float], metric: tuple[str, str]) -> float:
 class _Search:
     def __init__(self, spec: SearchSpec, executor: Executor, progress: Callable[[Progress], None] | None,
                  *, resume: bool, seed_trials: bool, staged: bool, max_full_evaluations: int | None,
-                 use_sensitivity: bool):
+                 use_sensitivity: bool, should_stop: Callable[[], bool] | None = None):
         from search.evaluators.quality import primary_metric
         from search.models import load_graph
 
@@ -106,7 +109,10 @@ class _Search:
         fail_stale_trials(self.study)
         self.promoter = Promoter(spec.objectives)
         self.pending: dict[Future, _Pending] = {}
-        self.started = time.monotonic()
+        self.should_stop = should_stop
+        # a resumed search keeps its clock: time_limit counts the time every run has spent on it
+        self.started = time.monotonic() - float(self.study.user_attrs.get(ELAPSED_ATTR, 0.0))
+        self._elapsed_written = time.monotonic()
         self.consecutive_failures = 0
         self._load_history()
         if seed_trials and not self.history:
@@ -147,6 +153,8 @@ class _Search:
 
     # ---- the loop ------------------------------------------------------------
     def stop_reason(self) -> str | None:
+        if self.should_stop is not None and self.should_stop():
+            return "stopped"
         if self.finished + len(self.pending) >= self.spec.trials:
             return "trials"
         limit = self.spec.time_limit_s
@@ -157,18 +165,27 @@ class _Search:
         return None
 
     def run(self) -> str:
-        reason = None
         while True:
-            while len(self.pending) < self.executor.max_in_flight:
-                reason = self.stop_reason()
-                if reason is not None:
-                    break
+            reason = self.stop_reason()
+            while reason is None and len(self.pending) < self.executor.max_in_flight:
                 self._start_trial()
-            if not self.pending:
+                reason = self.stop_reason()
+            if not self.pending or reason == "stopped":
+                self.record_elapsed(force=True)
                 return reason or "trials"
-            done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
+            # with a timeout, so should_stop is heard while long evaluations run
+            done, _ = wait(list(self.pending), timeout=STOP_POLL_S if self.should_stop else None,
+                           return_when=FIRST_COMPLETED)
             for future in done:
                 self._finish(future, self.pending.pop(future))
+            self.record_elapsed()
+
+    def record_elapsed(self, force: bool = False) -> None:
+        """Store the search's elapsed time in the study (throttled), so a resumed run continues the clock."""
+        now = time.monotonic()
+        if force or now - self._elapsed_written >= ELAPSED_WRITE_S:
+            self.study.set_user_attr(ELAPSED_ATTR, round(now - self.started, 3))
+            self._elapsed_written = now
 
     def _start_trial(self) -> None:
         trial = self.study.ask(self.space.distributions())
@@ -333,12 +350,17 @@ def check_reachable(spec: SearchSpec, space: RecipeSpace, cheap: CheapEvaluator)
 def run_search(spec: SearchSpec, executor: Executor | None = None,
                progress: Callable[[Progress], None] | None = None, *, resume: bool = False,
                seed_trials: bool = True, staged: bool = True, max_full_evaluations: int | None = None,
-               use_sensitivity: bool = True, save: bool = True) -> SearchResult:
+               use_sensitivity: bool = True, save: bool = True,
+               should_stop: Callable[[], bool] | None = None) -> SearchResult:
     """Search spec's space for the Pareto front of feasible recipes; saves front.json unless save=False.
 
     resume: continue the latest study of this spec (or spec.study_name), keeping its finished trials,
     until spec.trials trials are complete. seed_trials / staged / use_sensitivity switch off the
     corresponding features (the benchmark's plain baselines); max_full_evaluations caps stage-3 runs.
+    should_stop: asked before each trial starts and about every second while evaluations run; when it
+    returns True the search stops at once (evaluations in flight are abandoned; a resumed run re-runs
+    them) and the front so far is saved, with stopped_by "stopped".
+    time_limit counts the time of earlier runs of a resumed study too.
     """
     own_executor = executor is None
     if executor is None:
@@ -347,7 +369,8 @@ def run_search(spec: SearchSpec, executor: Executor | None = None,
         executor = LocalExecutor()
     try:
         search = _Search(spec, executor, progress, resume=resume, seed_trials=seed_trials, staged=staged,
-                         max_full_evaluations=max_full_evaluations, use_sensitivity=use_sensitivity)
+                         max_full_evaluations=max_full_evaluations, use_sensitivity=use_sensitivity,
+                         should_stop=should_stop)
         if save:
             search.on_front_change = lambda s: save_front(s.result("running"))
         try:

@@ -77,9 +77,10 @@ def run_search_task(self, spec: dict[str, Any], max_in_flight: int | None = None
     lease = SearchLease(ledger_for(self.app.conf.broker_url).r, search_spec.study_name or f"task-{task_id}",
                         self.request.hostname or "runner")
 
+    def cancelled() -> bool:  # asked by the engine about every second: a cancel is heard mid-evaluation
+        return task_id in worker_state.revoked
+
     def progress(p: Any) -> None:  # search.progress.Progress after every finished trial
-        if task_id in worker_state.revoked:
-            raise SearchCancelled(f"search {lease.study} was cancelled")
         if lease.lost.is_set():
             raise LeaseLost(f"search {lease.study}: another runner holds its lease")
         self.update_state(state="PROGRESS", meta=p.model_dump(mode="json"))
@@ -90,9 +91,11 @@ def run_search_task(self, spec: dict[str, Any], max_in_flight: int | None = None
             executor = CeleryExecutor(self.app.conf.broker_url, max_in_flight=max_in_flight)
             try:
                 result = run_search(search_spec, executor=executor, progress=progress,
-                                    resume=_study_exists(search_spec))
+                                    resume=_study_exists(search_spec), should_stop=cancelled)
             finally:
                 executor.shutdown()
+            if result.stopped_by == "stopped":
+                raise SearchCancelled(f"search {lease.study} was cancelled")
     except LeaseHeld as exc:
         log.warning("not running this copy of search %s: %s", lease.study, exc)
         raise Ignore() from None

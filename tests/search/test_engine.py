@@ -95,6 +95,24 @@ def test_time_limit_stops_the_search(tiny_spec):
     assert result.stopped_by == "time" and 0 < result.trials < 10_000
 
 
+def test_a_resumed_search_keeps_its_clock(tiny_spec):
+    spec = tiny_spec(trials=10_000, time_limit="2s", storage=None)
+    first = run_search(spec, _executor(), use_sensitivity=False)
+    assert first.stopped_by == "time" and first.seconds >= 2
+    # the 2 s are spent: a resumed run starts no new trial, and its clock reads the time of both runs
+    again = run_search(spec, _executor(), resume=True, use_sensitivity=False)
+    assert again.stopped_by == "time" and again.trials == first.trials
+    assert again.seconds >= first.seconds
+
+
+def test_should_stop_ends_the_search_and_keeps_its_front(tiny_spec):
+    seen = []
+    result = run_search(tiny_spec(trials=1_000), _executor(), progress=seen.append, use_sensitivity=False,
+                        should_stop=lambda: len(seen) >= 8)
+    assert result.stopped_by == "stopped" and 8 <= result.trials < 20
+    assert [c["trial"] for c in load_front(result.study)["front"]] == [c.trial for c in result.front]
+
+
 def test_unreachable_budget_names_the_budget_and_the_closest_candidate(tiny_spec):
     with pytest.raises(InfeasibleError, match=r"max_latency 1us .*closest candidate"):
         run_search(tiny_spec(budget={"max_latency": "1us"}), _executor())
