@@ -11,6 +11,11 @@ characters, ending at a document boundary) feeds the transforms that look at
 activations (Wanda scores, width-pruning importance); "eval" (the rest) is what
 quality is measured on, so a recipe is never scored on the text it was fitted to.
 
+A user may also give a separate held-out evaluation text (``eval_text``): then the
+evaluation rows come from all of it (split "all"; it is never shared with
+calibration), while the calibration rows still come from the calib part of the
+calibration text.
+
 Each batch row is a contiguous run of tokens; the n rows are spread evenly over
 the part. Tokenizers with [CLS]/[SEP] tokens (BERT-style encoders) get each row
 wrapped as ``[CLS] tokens [SEP]``, the form such encoders are trained and used
@@ -32,8 +37,9 @@ from search.errors import DeviceFitError, SpecError
 if TYPE_CHECKING:
     import torch
 
-Split = Literal["calib", "eval"]
+Split = Literal["calib", "eval", "all"]  # "all": the whole text (a held-out evaluation text)
 CALIB_FRACTION = 0.8
+MAX_TEXT_FILE_BYTES = 16 * 2**20  # a text file bigger than this is refused before it is read
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _TOKENS: OrderedDict[tuple, list[int]] = OrderedDict()  # (tokenizer, text hash, split) -> token ids
 _BATCHES: OrderedDict[tuple, Any] = OrderedDict()  # ... + (n, seq_len) -> LongTensor
@@ -47,24 +53,35 @@ def default_documents() -> list[str]:
     return [topics[key].strip() for key in sorted(topics)]
 
 
-def read_text_file(path: str | os.PathLike) -> str:
-    """A user's calibration text file, with one-line errors for the usual mistakes."""
+def read_text_file(path: str | os.PathLike, what: str = "calibration text") -> str:
+    """A user's text file (``what`` names it in errors), with one-line errors for the usual mistakes."""
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise DeviceFitError(f"{what} file {str(path)!r} is a directory; give a UTF-8 text file")
     if not p.is_file():
-        raise DeviceFitError(f"calibration text file {str(path)!r} does not exist")
+        raise DeviceFitError(f"{what} file {str(path)!r} does not exist")
     try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DeviceFitError(f"calibration text file {str(path)!r} is not UTF-8 text") from None
+        size = p.stat().st_size
+        if size > MAX_TEXT_FILE_BYTES:
+            raise DeviceFitError(f"{what} file {str(path)!r} is {size / 2**20:.1f} MiB, more than the "
+                                 f"{MAX_TEXT_FILE_BYTES // 2**20} MiB limit; give a shorter excerpt")
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise DeviceFitError(f"{what} file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DeviceFitError(f"{what} file {str(path)!r} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at "
+                             f"byte offset {exc.start} cannot be decoded") from None
     if not text.strip():
-        raise DeviceFitError(f"calibration text file {str(path)!r} is empty")
+        raise DeviceFitError(f"{what} file {str(path)!r} is empty")
     return text
 
 
 def split_documents(documents: list[str], split: Split) -> str:
     """The calib (first ~80%) or eval (rest) part of the documents, cut at a document boundary."""
     if split not in ("calib", "eval"):
-        raise SpecError(f"text split {split!r} is unknown; use 'calib' or 'eval'")
+        raise SpecError(f"text split {split!r} is unknown; use 'calib' or 'eval' (or 'all' for a whole text)")
     documents = [d for d in documents if d.strip()]
     if not documents:
         raise DeviceFitError("the calibration text is empty")
@@ -92,11 +109,17 @@ def _halves_at_whitespace(text: str) -> list[str]:
 
 
 def text_part(text: str | os.PathLike | None, split: Split) -> str:
-    """The chosen part of the user's text (a string, or a Path to a file) or of the default corpus."""
+    """The chosen part of the user's text (a string, or a Path to a file) or of the default corpus;
+    split "all" is the whole text (a held-out evaluation text shares nothing with calibration)."""
     if text is None:
-        return split_documents(default_documents(), split)
+        documents = default_documents()
+        return "\n\n".join(documents) if split == "all" else split_documents(documents, split)
     if isinstance(text, os.PathLike):
-        text = read_text_file(text)
+        text = read_text_file(text, "evaluation text" if split == "all" else "calibration text")
+    if split == "all":
+        if not text.strip():
+            raise DeviceFitError("the evaluation text is empty")
+        return text
     return split_documents(_PARAGRAPH_BREAK.split(text), split)
 
 
@@ -165,7 +188,8 @@ def calibration_batches(tokenizer: Any, text: str | os.PathLike | None = None, s
     body = seq_len - overhead
     if len(ids) < n * body:
         where = "the default corpus" if text is None else "the given text"
-        raise SpecError(f"the {split} part of {where} has only {len(ids):,} tokens, but {n} samples x "
+        what = "the evaluation text" if split == "all" else f"the {split} part of {where}"
+        raise SpecError(f"{what} has only {len(ids):,} tokens, but {n} samples x "
                         f"{body} tokens need {n * body:,}; give a longer text or fewer samples / a shorter "
                         "sequence length")
     stride = (len(ids) - body) // (n - 1) if n > 1 else 0  # >= body, so rows never overlap
@@ -174,3 +198,29 @@ def calibration_batches(tokenizer: Any, text: str | os.PathLike | None = None, s
         rows = [[wrap[0], *row, wrap[1]] for row in rows]
     batch = torch.tensor(rows, dtype=torch.long)
     return _remember(_BATCHES, key, batch).clone()
+
+
+def evaluation_batches(tokenizer: Any, text: str | os.PathLike | None, eval_text: str | os.PathLike | None,
+                       n: int = 16, seq_len: int = 128) -> torch.Tensor:
+    """The rows quality is measured on: from all of ``eval_text`` when given (the user's held-out text),
+    else from the eval part of ``text`` (or of the default corpus)."""
+    if eval_text is not None:
+        return calibration_batches(tokenizer, eval_text, "all", n, seq_len)
+    return calibration_batches(tokenizer, text, "eval", n, seq_len)
+
+
+def check_eval_rows(model_ref: str, policy: Any) -> None:
+    """Refuse now, with its token count, a held-out evaluation text too short for the policy's rows.
+
+    Only the model's tokenizer is loaded (no weights), so a search (or the service) refuses it
+    before any trial runs; without ``eval_text`` there is nothing to check here.
+    """
+    if getattr(policy, "eval_text", None) is None:
+        return
+    from search.hf_models import load_tokenizer
+    from search.models import load_config_dict, resolve_ref
+
+    target = resolve_ref(model_ref)
+    if isinstance(target, Path) and target.is_dir() and (target / "recipe.json").is_file():
+        return  # a devicefit export brings its source's tokenizer: its evaluation checks the text
+    policy.eval_batches(load_tokenizer(target, load_config_dict(model_ref)))

@@ -75,8 +75,7 @@ _EVALUATORS: OrderedDict[tuple, Any] = OrderedDict()  # (id(loaded), policy, row
 
 
 def quality_evaluator(loaded: LoadedModel, policy: DataPolicy, rows: int | None = None) -> Any:
-    """A QualityEvaluator of ``loaded`` on ``rows`` (default policy.eval_rows) rows of the evaluation part."""
-    from search.data import calibration_batches
+    """A QualityEvaluator of ``loaded`` on ``rows`` (default policy.eval_rows) rows of the evaluation text."""
     from search.evaluators.quality import QualityEvaluator
 
     n = policy.eval_rows if rows is None else rows
@@ -85,8 +84,7 @@ def quality_evaluator(loaded: LoadedModel, policy: DataPolicy, rows: int | None 
         _EVALUATORS.move_to_end(key)
         return _EVALUATORS[key][1]
     check_sizes(loaded.graph, n, policy.seq_len)
-    evaluator = QualityEvaluator(loaded, calibration_batches(loaded.tokenizer, policy.text, "eval", n,
-                                                             policy.seq_len))
+    evaluator = QualityEvaluator(loaded, policy.eval_batches(loaded.tokenizer, n))
     _EVALUATORS[key] = (loaded, evaluator)  # holding loaded keeps its id from being reused
     while len(_EVALUATORS) > 8:
         _EVALUATORS.popitem(last=False)

@@ -2,10 +2,15 @@
 
 - Causal LMs: ``kl`` = mean over every token position of KL(teacher || student)
   of the next-token distributions, in nats; ``perplexity`` = exp of the
-  student's mean negative log-likelihood of the batch's next tokens.
-  Lower is better for both; the primary metric is ``kl``, because it compares
-  with the teacher directly and is defined even when the teacher itself
-  predicts the text badly (a random-init model, a text unlike its training data).
+  student's mean negative log-likelihood of the batch's next tokens (the rows
+  are evaluation text, never the calibration text data-aware transforms saw);
+  ``top1`` = the fraction of token positions where the student's most likely
+  next token is the teacher's. Lower is better for ``kl`` and ``perplexity``,
+  higher for ``top1`` (1 = same greedy predictions). The primary metric is
+  ``kl``, because it compares with the teacher directly, sees the whole
+  distribution (``top1`` only its argmax) and is defined even when the teacher
+  itself predicts the text badly (a random-init model, a text unlike its
+  training data).
 - Encoders: ``cosine`` = mean over samples of the cosine similarity between the
   student's and the teacher's mean-pooled last hidden states (higher is better).
 
@@ -47,7 +52,7 @@ def primary_metric(graph: ModelGraph) -> tuple[str, str]:
 
 
 def metric_names(graph: ModelGraph) -> tuple[str, ...]:
-    return ("kl", "perplexity") if graph.is_causal else ("cosine",)
+    return ("kl", "perplexity", "top1") if graph.is_causal else ("cosine",)
 
 
 def _device_of(model: Any) -> Any:
@@ -129,7 +134,7 @@ class QualityEvaluator:
         with torch.inference_mode():
             if self.is_causal:
                 kl_sum = nll_sum = 0.0
-                kl_count = nll_count = 0
+                kl_count = nll_count = agree = 0
                 for index, (lo, hi) in enumerate(bar):
                     t_logp = self._teacher_chunk(index, lo, hi)
                     s_logp = self._forward(student, lo, hi)
@@ -137,6 +142,8 @@ class QualityEvaluator:
                     weights = self.mask[lo:hi].float()
                     kl_sum += float((kl * weights).sum())
                     kl_count += int(weights.sum())
+                    same = (s_logp.argmax(-1) == t_logp.argmax(-1)).float()  # greedy next token agrees
+                    agree += int((same * weights).sum())
                     targets = self.batches[lo:hi, 1:]
                     nll = -s_logp[:, :-1].gather(-1, targets.unsqueeze(-1)).squeeze(-1)
                     pair_mask = weights[:, 1:] * weights[:, :-1]
@@ -144,7 +151,8 @@ class QualityEvaluator:
                     nll_count += int(pair_mask.sum())
                 mean_nll = nll_sum / max(1, nll_count)
                 return {"kl": kl_sum / max(1, kl_count),
-                        "perplexity": math.exp(mean_nll) if mean_nll < 700 else math.inf}
+                        "perplexity": math.exp(mean_nll) if mean_nll < 700 else math.inf,
+                        "top1": agree / max(1, kl_count)}
             cos = []
             for index, (lo, hi) in enumerate(bar):
                 t_emb = self._teacher_chunk(index, lo, hi)

@@ -92,7 +92,7 @@ def test_evaluate_json_schema_for_a_causal_lm(capsys, llama_config):
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {"quality", "memory_bytes", "recipe", "data"}
     assert data["data"]["eval_rows"] == 4 and data["data"]["seq_len"] == 32
-    assert set(data["quality"]) == {"kl", "perplexity"} and data["quality"]["kl"] > 0
+    assert set(data["quality"]) == {"kl", "perplexity", "top1"} and data["quality"]["kl"] > 0
     assert isinstance(data["memory_bytes"], int) and data["memory_bytes"] > 0
     assert data["recipe"]["layers"]["_default"]["bits"] == 4
 

@@ -18,6 +18,6 @@ def test_evaluate_recipe_reports_exact_memory_of_the_built_model(tiny_llama):
     recipe = CompressionConfig.uniform(bits=4, group_size=16, width=0.5)
     result = evaluate_recipe(tiny_llama, recipe, DataPolicy(eval_rows=2, calib_rows=2, seq_len=32))
     assert result.memory_bytes == model_bytes(result.compressed)
-    assert set(result.quality) == {"kl", "perplexity"} and result.quality["kl"] > 0
+    assert set(result.quality) == {"kl", "perplexity", "top1"} and result.quality["kl"] > 0
     assert result.as_json()["recipe"]["width"]["mlp"] == 0.5
     assert result.as_json()["data"] == {"text": None, "calib_rows": 2, "eval_rows": 2, "seq_len": 32, "seed": 0}

@@ -17,7 +17,7 @@ def test_evaluate_with_recovery_reports_before_and_after(tmp_path, capsys):
                  "--samples", "4", "--seq-len", "32", "--recover", "3steps", "--json"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out["quality"]) == set(out["quality_before_recovery"]) == {"kl", "perplexity"}
+    assert set(out["quality"]) == set(out["quality_before_recovery"]) == {"kl", "perplexity", "top1"}
     assert out["recovery"]["steps"] == 3
     # keep_best: the reported model is never worse than before recovery
     assert out["quality"]["kl"] <= out["quality_before_recovery"]["kl"]

@@ -23,7 +23,7 @@ def test_recover_improves_a_2bit_model_and_leaves_the_input_alone(tiny_llama):
     original = {k: v.clone() for k, v in compressed.state_dict().items()}
     model, before, after = recover(tiny_llama, compressed, recipe, train, "12steps", evaluator=evaluator,
                                    settings=RecoverySettings(lr=1e-3), keep_best=False)
-    assert set(before) == set(after) == {"kl", "perplexity"}
+    assert set(before) == set(after) == {"kl", "perplexity", "top1"}
     assert after["kl"] < before["kl"]
     assert isinstance(model.model.layers[0].self_attn.q_proj, QuantizedLinear)
     assert evaluator.evaluate(model)["kl"] == after["kl"]

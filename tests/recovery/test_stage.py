@@ -25,7 +25,7 @@ def test_recover_stage_reports_before_and_after(tmp_path):
     result = evaluate(task)
     assert result.key == "s:3:recover" and result.extra["stage"] == "recover"
     before = result.extra["quality_before"]
-    assert set(before) == set(result.quality) == {"kl", "perplexity"}
+    assert set(before) == set(result.quality) == {"kl", "perplexity", "top1"}
     assert result.extra["recovery"]["steps"] == 5
     assert result.quality["kl"] <= before["kl"]
     assert result.memory_bytes > 0

@@ -40,7 +40,7 @@ def test_evaluate_gguf_json_has_the_evaluator_keys(capsys, llama_dir):
     code, out, err = _run(capsys, ["evaluate", "--model", str(gguf_path), "--json"])
     assert code == 0, err
     result = json.loads(out)
-    assert set(result["quality"]) == {"kl", "perplexity"}
+    assert set(result["quality"]) == {"kl", "perplexity", "top1"}
     assert result["quality"]["kl"] < 1e-4  # F32 weights: llama.cpp and torch agree
     assert result["source"] == str(source) and result["runtime"] == "llama.cpp"
     assert result["data"]["eval_rows"] == 3  # the recorded policy
