@@ -11,6 +11,7 @@ Environment (set by ``search-cli worker``):
 - DEVICEFIT_TORCH_THREADS  intra-op threads per child (default: cores / concurrency)
 - DEVICEFIT_PRELOAD        comma-separated model refs to load at start
 - DEVICEFIT_CONCURRENCY    child processes of this worker (for the default above)
+- DEVICEFIT_WORKER_NICE    CPU niceness each child adds to itself (evaluations yield to the service)
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def _check_parent(**_: object) -> None:
 
 @worker_process_init.connect
 def _setup_child(**_: object) -> None:
+    nice = int(os.environ.get("DEVICEFIT_WORKER_NICE") or 0)
+    if nice > 0:
+        os.nice(nice)  # only the evaluation children: the parent and the search runner keep their priority
     threads = torch_threads()
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)

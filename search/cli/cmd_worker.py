@@ -23,6 +23,9 @@ from search.errors import SpecError
 
 QUEUE_NAMES = ("general", "searches", "device")
 DEFAULT_SEARCH_THREADS = 8
+# evaluations are batch work: on a machine shared with the service (or a desktop) they yield the CPU,
+# so pages and the search runners' bookkeeping stay responsive; a measuring worker keeps full priority
+DEFAULT_EVALUATION_NICE = 10
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--search-threads", type=int, metavar="N", default=DEFAULT_SEARCH_THREADS,
                    help=f"searches run at once on this machine (threads; default {DEFAULT_SEARCH_THREADS})")
     p.add_argument("--threads", type=int, metavar="N", help="torch threads per process (default: cores / N)")
+    p.add_argument("--nice", type=int, metavar="N",
+                   help=f"CPU niceness of the evaluation processes, 0-19 (default {DEFAULT_EVALUATION_NICE}: "
+                        "they yield to the service on a shared machine; with --device 0, so timings are not "
+                        "slowed by other work)")
     p.add_argument("--preload", action="append", metavar="MODEL", default=[],
                    help="load this model in every worker process at start (repeatable), e.g. demo:minilm")
     p.add_argument("--name", help="Celery node name (default: devicefit-<queues>-<pid>@<host>); the search "
@@ -71,6 +78,10 @@ def worker_commands(args: argparse.Namespace) -> list[tuple[list[str], dict[str,
     concurrency = args.concurrency if args.concurrency is not None else (1 if args.device else os.cpu_count() or 1)
     if concurrency < 1 or (args.threads is not None and args.threads < 1) or args.search_threads < 1:
         raise SpecError("--concurrency, --search-threads and --threads must be at least 1")
+    nice = getattr(args, "nice", None)
+    nice = (0 if args.device else DEFAULT_EVALUATION_NICE) if nice is None else nice
+    if not 0 <= nice <= 19:
+        raise SpecError(f"--nice {nice}: choose from 0 (normal priority) to 19 (lowest)")
     for ref in args.preload:
         resolve_ref(ref)  # a bad model reference fails here, not in every worker process
     threads = args.threads or max(1, (os.cpu_count() or 1) // concurrency)
@@ -78,7 +89,7 @@ def worker_commands(args: argparse.Namespace) -> list[tuple[list[str], dict[str,
     name = args.name or f"devicefit-{role}-{os.getpid()}@{socket.gethostname()}"
     env = dict(os.environ, DEVICEFIT_BROKER=broker, DEVICEFIT_CONCURRENCY=str(concurrency),
                DEVICEFIT_TORCH_THREADS=str(threads), DEVICEFIT_PRELOAD=",".join(args.preload),
-               OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+               OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), DEVICEFIT_WORKER_NICE=str(nice))
     if args.device:
         env["DEVICEFIT_DEVICE"] = args.device
     # the worker imports workers/ and search/ from this checkout even when it is not pip-installed

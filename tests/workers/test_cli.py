@@ -57,7 +57,25 @@ def test_device_worker_measures_alone_with_all_cores():
     assert option(argv, "--hostname") == "r@h"
 
 
+def test_evaluations_yield_the_cpu_unless_they_measure():
+    _, env = worker_command("--name", "w@h")
+    assert env["DEVICEFIT_WORKER_NICE"] == "10"
+    _, env = worker_command("--device", "rpi5")
+    assert env["DEVICEFIT_WORKER_NICE"] == "0"  # a timing must not be slowed by other work
+    _, env = worker_command("--nice", "3")
+    assert env["DEVICEFIT_WORKER_NICE"] == "3"
+
+
+def test_a_worker_child_lowers_its_own_priority(monkeypatch):
+    script = ("import os; os.environ['DEVICEFIT_WORKER_NICE'] = '5'; before = os.nice(0); "
+              "from workers.worker_init import _setup_child; _setup_child(); print(os.nice(0) - before)")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "5"
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["--nice", "20"], "choose from 0"),
     (["--queues", "gpu"], "choose from general, searches, device"),
     (["--queues", "device"], "needs --device"),
     (["--device", "my pi"], "device name"),
