@@ -23,7 +23,7 @@ from service.job_store import JobStore
 from service.jobs import Jobs
 from service.limits import RequestSizeLimit
 from service.response_cache import ResponseCache
-from service.routes import candidates, devices, docs, pages, searches
+from service.routes import candidates, devices, docs, generate, pages, searches
 from service.settings import Settings
 from service.studies import Studies
 
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     errors.install(app)
     openapi.install(app)
-    for module in (searches, candidates, devices, pages, docs):
+    for module in (searches, candidates, generate, devices, pages, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     docs.mount(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from search.candidates import Candidate
 from search.progress import Progress
@@ -124,3 +124,51 @@ class Health(BaseModel):
     database: str
     broker: str | None = None
     version: str
+
+
+# ---- the "try it" box (service/routes/generate.py) ------------------------------------------------------
+MAX_PROMPT_CHARS = 2000
+MAX_NEW_TOKENS = 256
+
+
+class GenerateRequest(BaseModel):
+    """A prompt for a causal-LM candidate to continue, greedily."""
+
+    model_config = {"extra": "forbid",
+                    "json_schema_extra": {"examples": [{"prompt": "The quick brown fox", "max_new_tokens": 32}]}}
+
+    prompt: str = Field(description=f"the text to continue (1 to {MAX_PROMPT_CHARS} characters)")
+    max_new_tokens: int = Field(32, ge=1, le=MAX_NEW_TOKENS, description="tokens to generate at most")
+
+    @field_validator("prompt")
+    @classmethod
+    def _usable_prompt(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("the prompt is empty; type some text for the candidate to continue")
+        if len(v) > MAX_PROMPT_CHARS:
+            raise ValueError(f"{len(v)} characters is more than this server allows ({MAX_PROMPT_CHARS})")
+        if "\x00" in v or any(0xD800 <= ord(ch) <= 0xDFFF for ch in v):
+            raise ValueError("contains a NUL byte or a lone UTF-16 surrogate, which cannot be tokenized")
+        return v
+
+
+class GenerationLinks(BaseModel):
+    self: str = Field(description="poll this for the result")
+    download: str = Field(description="the download of the candidate that generates")
+
+
+class Generation(BaseModel):
+    """One generation: pending until a worker answered, then done (with the text) or failed (with why)."""
+
+    id: str
+    status: str = Field(description="pending, done or failed")
+    trial: int = Field(description="the trial whose candidate generates")
+    text: str | None = Field(None, description="the continuation only (done)")
+    error: str | None = Field(None, description="why it failed (failed)")
+    prompt_tokens: int | None = None
+    new_tokens: int | None = None
+    tokens_per_second: float | None = Field(None, description="decode speed on the worker")
+    build_seconds: float | None = Field(None, description="building the candidate (0 when the worker had it)")
+    cached: bool | None = Field(None, description="whether the worker had this candidate built already")
+    retry_after: int | None = Field(None, description="pending: seconds to wait before asking again")
+    links: GenerationLinks | None = None

@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from search.errors import DeviceFitError
 from search.spec import SearchSpec
 from service.deps import services
+from service.generations import can_generate
 from service.routes.devices import device_list
 from service.views import candidate_detail, job_detail, job_summary
 
@@ -74,8 +75,11 @@ def search_page(request: Request, search_id: str, app=Depends(services)) -> HTML
 @router.get("/searches/{search_id}/candidates/{k}", response_class=HTMLResponse)
 def candidate_page(request: Request, search_id: str, k: int, app=Depends(services)) -> HTMLResponse:
     try:
-        detail = candidate_detail(app, app.jobs.get(search_id), k)
+        job = app.jobs.get(search_id)
+        detail = candidate_detail(app, job, k)
     except DeviceFitError as exc:
         return _error(request, exc)
     return templates.TemplateResponse(request, "candidate.html", {
-        "c": detail, "detail_json": detail.model_dump_json(), "recipe_json": detail.recipe.to_json(indent=2)})
+        "c": detail, "detail_json": detail.model_dump_json(), "recipe_json": detail.recipe.to_json(indent=2),
+        "can_generate": can_generate(app.jobs.spec_of(job).model),
+        "needs_token": bool(app.settings.api_token)})

@@ -109,3 +109,94 @@ def test_swagger_ui_works_offline_under_the_csp(served, page):
     page.locator(".opblock").first.wait_for(timeout=10_000)
     assert page.locator(".opblock").count() >= 8  # every operation of the schema is listed
     assert external == [] and not [e for e in errors if "Content Security Policy" in e], errors
+
+
+@pytest.fixture(scope="module")
+def served_with_models(celery_worker, tmp_path_factory):
+    """`search-cli serve` like `served`, with a model root holding a tiny random Llama (a causal LM that
+    builds in seconds): (url, the model's path)."""
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.conftest import tiny_config
+    from tests.support.services import ServiceUnavailable, free_port, stop_process, wait_until
+
+    tmp = tmp_path_factory.mktemp("serve-models")
+    (tmp / "models").mkdir()
+    model = tmp / "models" / "tiny-llama.json"
+    model.write_text(json.dumps(tiny_config("llama", vocab_size=256)))  # byte vocabulary: every id is text
+    url = f"http://127.0.0.1:{free_port()}"
+    env = dict(os.environ, DEVICEFIT_ARTIFACT_DIR=str(tmp / "artifacts"), PYTHONPATH=str(REPO))
+    env.pop("DEVICEFIT_API_TOKEN", None)
+    with open(tmp / "serve.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "search.cli.main", "serve", "--port", url.rsplit(":", 1)[1],
+                                 "--database-url", f"sqlite:///{tmp / 'jobs.db'}", "--broker", celery_worker["broker"],
+                                 "--model-root", str(tmp / "models"), "--log-level", "warning"],
+                                cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def answers() -> bool:
+            try:
+                return urllib.request.urlopen(url + "/healthz", timeout=2).status == 200
+            except OSError:
+                return False
+
+        try:
+            wait_until(answers, 60, "search-cli serve", proc, tmp / "serve.log")
+            yield url, str(model)
+        except ServiceUnavailable as exc:
+            pytest.fail(str(exc), pytrace=False)
+        finally:
+            stop_process(proc)
+
+
+def test_try_a_causal_candidate_type_a_prompt_and_read_its_text(served_with_models, page):
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    from playwright.sync_api import expect
+
+    served, model = served_with_models
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    spec = {"model": model, "device": "rpi5", "workload": "prefill:32", "budget": {"max_latency": "10s"},
+            "trials": 3, "calib_samples": 2, "seq_len": 32}
+    request = urllib.request.Request(served + "/search", json.dumps(spec).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    search_id = json.load(urllib.request.urlopen(request))["id"]
+    deadline = time.monotonic() + 240
+    while (detail := json.load(urllib.request.urlopen(f"{served}/search/{search_id}")))["status"] != "done":
+        assert detail["status"] in ("queued", "running") and time.monotonic() < deadline, detail
+        time.sleep(1)
+
+    external, errors = [], []
+    page.on("request", lambda r: None if r.url.startswith(served) else external.append(r.url))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    assert page.goto(f"{served}/searches/{search_id}/candidates/0").ok
+    page.fill("#try-prompt", "The quick brown fox")
+    page.fill("#try-tokens", "16")
+    page.click("#try-submit")
+    expect(page.locator("#try-output")).to_be_visible(timeout=120_000)
+    expect(page.locator("#try-status")).to_contain_text("16 new tokens")
+    assert page.locator("#try-echo").text_content() == "The quick brown fox"
+    shown = page.locator("#try-text").text_content()
+    page.screenshot(path=str(SHOTS / "candidate-try-it.png"), full_page=True)
+
+    # the text on the page is the worker's answer (the same greedy continuation the API gives)
+    trial = detail["front"][0]["trial"]
+    request = urllib.request.Request(f"{served}/search/{search_id}/trials/{trial}/generate", method="POST",
+                                     data=json.dumps({"prompt": "The quick brown fox", "max_new_tokens": 16}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    poll = served + json.load(urllib.request.urlopen(request))["links"]["self"]
+    while (answer := urllib.request.urlopen(poll)).status == 202:
+        time.sleep(0.2)
+    assert shown and shown == json.load(answer)["text"]
+
+    # a prompt the model cannot take: the worker's reason, readable on the page
+    page.fill("#try-prompt", "x" * 250)
+    page.fill("#try-tokens", "32")
+    page.click("#try-submit")
+    expect(page.locator("#try-error")).to_contain_text("positions", timeout=60_000)
+    assert external == [] and not [e for e in errors if "Content Security Policy" in e], (external, errors)
