@@ -101,7 +101,37 @@ def compress(loaded: LoadedModel, recipe: CompressionConfig, policy: DataPolicy)
     recipe.resolve(loaded.graph)
     calibration = calibration_rows(loaded, policy) if needs_calibration(recipe) else None
     with torch.no_grad():  # plain tensors (not inference tensors): recovery may train them next
-        return apply(loaded.model, recipe, calibration=calibration)
+        return apply(loaded.model, recipe, calibration=calibration, variants=variant_cache(loaded))
+
+
+VARIANT_CACHE_ENV = "DEVICEFIT_VARIANT_CACHE_BYTES"
+_VARIANTS: OrderedDict[int, tuple[Any, Any]] = OrderedDict()  # id(loaded) -> (loaded, VariantCache)
+
+
+def variant_cache(loaded: LoadedModel) -> Any:
+    """The compressed layers of ``loaded`` built in this process (search.compress.variant_cache), shared by
+    every recipe and data policy (keys of data-dependent layers hold the calibration rows' digest); bounded
+    by $DEVICEFIT_VARIANT_CACHE_BYTES (default 1 GiB per model; 0 turns it off, returning None)."""
+    from search.compress.variant_cache import DEFAULT_MAX_BYTES, VariantCache
+
+    raw = os.environ.get(VARIANT_CACHE_ENV, "").strip()
+    try:
+        max_bytes = int(raw) if raw else DEFAULT_MAX_BYTES
+    except ValueError:
+        raise DeviceFitError(f"{VARIANT_CACHE_ENV}={raw!r} must be a whole number of bytes (0 = no cache)") from None
+    if max_bytes <= 0:
+        return None
+    key = id(loaded)
+    if key in _VARIANTS:
+        _VARIANTS.move_to_end(key)
+        cache = _VARIANTS[key][1]
+        cache.max_bytes = max_bytes
+        return cache
+    cache = VariantCache(max_bytes)
+    _VARIANTS[key] = (loaded, cache)  # holding loaded keeps its id from being reused
+    while len(_VARIANTS) > 2:
+        _VARIANTS.popitem(last=False)
+    return cache
 
 
 def score(loaded: LoadedModel, student: Any, policy: DataPolicy, rows: int | None = None,

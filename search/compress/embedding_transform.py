@@ -8,6 +8,8 @@ search.memory.embedding_bytes, from the same storage plan.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -17,13 +19,16 @@ from search.compress.registry import transform
 from search.compress.table_embedding import QuantizedEmbedding
 from search.errors import ModelError
 from search.memory import embedding_setting, plan_storage
-from search.recipe import CompressionConfig
+from search.recipe import CompressionConfig, LayerCompression
 from search.space.graph import ModelGraph
 
 
 def compress_embedding(model: nn.Module, graph: ModelGraph, recipe: CompressionConfig, *,
-                       dtype: torch.dtype, structure_only: bool) -> None:
-    """Replace the input embedding (and a tied head) in place when recipe.embedding compresses it."""
+                       dtype: torch.dtype, structure_only: bool,
+                       table_cache: Callable[[LayerCompression, Callable[[], nn.Module]], nn.Module] | None = None,
+                       ) -> None:
+    """Replace the input embedding (and a tied head) in place when recipe.embedding compresses it.
+    table_cache(setting, build): the table module, from a cache of built tables (apply's VariantCache)."""
     setting = embedding_setting(graph, recipe.embedding)  # RecipeError for what cannot be stored
     if setting is None:
         return
@@ -34,8 +39,11 @@ def compress_embedding(model: nn.Module, graph: ModelGraph, recipe: CompressionC
     if structure_only:
         table = module_from_plan(plan_storage(graph.hidden_size, graph.vocab_size, False, setting))
     else:
-        table = transform("quantize")(WorkLayer(weight=embedding.weight.detach().to(torch.float32), bias=None),
-                                      setting)
+        def build() -> nn.Module:
+            return transform("quantize")(WorkLayer(weight=embedding.weight.detach().to(torch.float32), bias=None),
+                                         setting)
+
+        table = build() if table_cache is None else table_cache(setting, build)
     model.set_submodule(name, QuantizedEmbedding(table, dtype=dtype, padding_idx=getattr(embedding, "padding_idx", None),
                                                  embed_scale=getattr(embedding, "embed_scale", None)))
     for layer in recipe.kept_layers(graph):
