@@ -1,27 +1,68 @@
-"""Seed trials: recipes every search starts from, so its front is never worse than a uniform recipe.
+"""Seed trials: recipes every search starts from, so its front matches or dominates the baselines users
+compare against.
 
-The uncompressed model, uniform quantization at each bit width of the space,
-the structural axes alone (width, depth, 2:4 sparsity) and together (a ladder down to
-the smallest model of the space) at 8 bits, and, when
-per-layer sensitivity is known, mixed precision that spends the low bit widths
-on the least sensitive groups. Seeds over budget cost nothing: stage 1
-rejects them without building a model.
+- the uncompressed model;
+- the runtime's baselines (``baseline_params``): the uniform recipe in every format the device's
+  runtime offers within the space's bits. llama.cpp: each GGUF type (Q8_0, Q6_K, Q5_K, Q5_0, Q5_1,
+  Q4_K, Q4_0, Q4_1, Q3_K, Q2_K), embeddings included, as ``llama-quantize --pure`` writes it; MLC:
+  its bits at its group sizes, symmetric (q4f16_1 is 4-bit, groups of 32); PyTorch: every bits at
+  every group size of the space (a user compares against both 4-bit g32 and 4-bit g128);
+- GPTQ at the runtime's 4- and 3-bit formats, when the space offers GPTQ;
+- the structural axes alone (depth, width, 2:4 sparsity) and together (a ladder down to the smallest
+  model of the space) at 8 bits;
+- when per-layer sensitivity is known, mixed precision that spends the two lowest bit widths (>= 3)
+  on the least sensitive groups.
+
+Seeds are deduplicated by the recipe they mean (on a model whose rows do not fit K-quant blocks,
+uniform Q3_K and Q2_K both fall back to Q4_0). Seeds over budget cost nothing: stage 1 rejects them
+without building a model.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from search.formats.ggml_types import GGML_TYPES
 from search.space.suggest import RecipeSpace, sparsity_option
 
+Seed = tuple[str, dict[str, Any]]
+GPTQ_BITS = (4, 3)  # where GPTQ's error compensation matters most (at 8 bits rounding is already near-lossless)
 
-def seed_params(space: RecipeSpace, sensitivity: dict[str, float] | None = None) -> list[tuple[str, dict[str, Any]]]:
+
+def baseline_params(space: RecipeSpace) -> list[Seed]:
+    """The uniform recipe of every format the runtime offers within the space (quantized ones only)."""
+    if space.gguf:
+        return [(f"uniform {name}", space.params(format=name))
+                for name in space.formats if GGML_TYPES[name].quantized]
+    symmetric = " symmetric" if space.caps is not None and space.caps.symmetric else ""
+    return [(f"uniform {bits}-bit g{group}{symmetric}", space.params(bits=bits, group_size=group))
+            for bits in space.bits if bits < 16 for group in space.group_sizes]
+
+
+def gptq_params(space: RecipeSpace) -> list[Seed]:
+    """Uniform GPTQ at the runtime's 4- and 3-bit formats: on GGUF runtimes the preferred type of those
+    bits that fits each group; elsewhere the largest group size (the usual GPTQ baseline, g128: GPTQ's
+    error compensation stands in for finer groups)."""
+    if "gptq" not in space.space.methods or not any(name.endswith(".method") for name in space.choices):
+        return []
+    seeds = []
+    for bits in (b for b in GPTQ_BITS if b in space.bits):
+        if space.gguf:  # the bits' preferred type where it fits each group (Q4_K, else Q4_0)
+            seeds.append((f"uniform {bits}-bit GPTQ", space.params(bits=bits, method="gptq")))
+        else:
+            group = max(space.group_sizes)
+            seeds.append((f"uniform {bits}-bit g{group} GPTQ",
+                          space.params(bits=bits, group_size=group, method="gptq")))
+    return seeds
+
+
+def seed_params(space: RecipeSpace, sensitivity: dict[str, float] | None = None) -> list[Seed]:
     s = space.space
-    seeds: list[tuple[str, dict[str, Any]]] = [("uncompressed", space.params())]
-    low_bits = sorted((b for b in s.bits if 3 <= b < 16), reverse=True)
-    for bits in low_bits:
-        seeds.append((f"uniform {bits}-bit", space.params(bits=bits)))
-    eight = 8 if 8 in s.bits else (low_bits[0] if low_bits else 16)
+    seeds: list[Seed] = [("uncompressed", space.params())]
+    seeds += baseline_params(space)
+    seeds += gptq_params(space)
+    low_bits = sorted((b for b in space.bits if 3 <= b < 16), reverse=True)
+    eight = 8 if 8 in space.bits else (low_bits[0] if low_bits else 16)
     for depth in sorted((d for d in s.depth if d < 1), reverse=True):
         seeds.append((f"{eight}-bit depth {depth:g}", space.params(bits=eight, depth=depth)))
     for width in sorted((w for w in s.width if w < 1), reverse=True):
@@ -37,12 +78,19 @@ def seed_params(space: RecipeSpace, sensitivity: dict[str, float] | None = None)
         seeds.append((f"{eight}-bit 2:4", space.params(bits=eight, sparsity=sparsity_option(0.5, "2:4"))))
     if sensitivity and len(low_bits) > 1:
         ranked = sorted(sensitivity, key=sensitivity.get)  # least sensitive first
-        for low in low_bits[1:]:
+        for low in low_bits[-2:]:  # the two lowest: mixing in 6 or 5 bits saves little over uniform 8
+            if low == eight:
+                continue
             for share in (0.5, 0.75):
                 cheap_groups = ranked[: max(1, int(round(share * len(ranked))))]
                 seeds.append((f"mixed {low}/{eight}-bit ({share:.0%} least sensitive at {low})",
                               space.params(bits=eight, per_group={g: {"bits": low} for g in cheap_groups})))
-    unique: dict[str, tuple[str, dict[str, Any]]] = {}
+    return _distinct(space, seeds)
+
+
+def _distinct(space: RecipeSpace, seeds: list[Seed]) -> list[Seed]:
+    """The first seed of each recipe (different parameters may mean the same recipe)."""
+    unique: dict[str, Seed] = {}
     for label, params in seeds:
-        unique.setdefault(repr(sorted(params.items())), (label, params))
+        unique.setdefault(space.recipe(params).to_json(), (label, params))
     return list(unique.values())

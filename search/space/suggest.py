@@ -25,7 +25,14 @@ from search.recipe import (
     evenly_spaced_blocks,
 )
 from search.space.graph import ModelGraph
-from search.space.runtime_choices import embedding_format, gguf_format, runnable_width
+from search.formats.ggml_types import GGML_TYPES
+from search.space.runtime_choices import (
+    embedding_format,
+    format_choices,
+    gguf_format,
+    preferred_format,
+    runnable_width,
+)
 from search.spec import SearchSpace
 
 if TYPE_CHECKING:
@@ -92,8 +99,13 @@ def _fold_common_setting(layers: dict[str, LayerCompression]) -> dict[str, Layer
 
 
 def _nearest(choices: list[Any], value: Any) -> Any:
+    """The choice closest to ``value``: itself, a GGUF type of the nearest bits, the first for other text."""
     if value in choices:
         return value
+    if isinstance(value, str) and value in GGML_TYPES and all(c in GGML_TYPES for c in choices):
+        return min(choices, key=lambda c: abs(GGML_TYPES[c].nominal_bits - GGML_TYPES[value].nominal_bits))
+    if isinstance(value, str):
+        return choices[0]
     return min(choices, key=lambda c: abs(float(c) - float(value)))
 
 
@@ -102,8 +114,10 @@ class RecipeSpace:
 
     With a runtime's capabilities (``caps``), only what that runtime runs is proposed: its bits and
     group sizes, its sparsity patterns, low-rank only where it has factorised layers, and for GGUF
-    runtimes each group's bits as the GGUF type whose blocks fit the layers' rows (K-quants need
-    multiples of 256, the others 32), widths that keep rows whole blocks, and quantized embeddings.
+    runtimes each group's GGUF type among the runtime's types (Q8_0, Q6_K, Q5_K, Q5_0, Q5_1, Q4_K, Q4_0,
+    Q4_1, Q3_K, Q2_K within the space's bits; a type whose blocks do not fit a layer's rows falls back per
+    tensor), widths that keep rows whole blocks, and quantized embeddings. Quantized groups also choose
+    the rounding method (round-to-nearest or GPTQ), pruned groups the pruning score (|W| or Wanda).
     """
 
     def __init__(self, graph: ModelGraph, space: SearchSpace, caps: RuntimeCaps | None = None):
@@ -112,19 +126,33 @@ class RecipeSpace:
         self.groups = layer_groups(graph, space.granularity)
         axes = set(space.axes)
         per_group: dict[str, list[Any]] = {}
+        self.bits: list[int] = [16]
+        self.formats: list[str] = ["F16"]  # GGUF runtimes: the types a group chooses between
+        self.group_sizes: list[int] = [space.group_sizes[0]]
         if "bits" in axes:
-            per_group["bits"] = [b for b in space.bits if caps is None or self.gguf or caps.bits is None
-                                 or b in caps.bits] or [16]
-            groups = [g for g in space.group_sizes
-                      if caps is None or (not self.gguf and (caps.group_sizes is None or g in caps.group_sizes))]
-            if len(groups) > 1:
-                per_group["group"] = groups
-            self.group_sizes = groups or [caps.group_sizes[0] if caps and caps.group_sizes else space.group_sizes[0]]
+            self.bits = [b for b in space.bits if caps is None or self.gguf or caps.bits is None
+                         or b in caps.bits] or [16]
+            if self.gguf:
+                self.formats = format_choices(space.bits, caps) or ["F16"]
+                per_group["format"] = self.formats
+            else:
+                per_group["bits"] = self.bits
+                groups = [g for g in space.group_sizes if caps is None or caps.group_sizes is None
+                          or g in caps.group_sizes]
+                if len(groups) > 1:
+                    per_group["group"] = groups
+                self.group_sizes = groups or [caps.group_sizes[0] if caps and caps.group_sizes
+                                              else space.group_sizes[0]]
+            quantizes = any(GGML_TYPES[f].quantized for f in self.formats) if self.gguf else min(self.bits) < 16
+            if quantizes:
+                per_group["method"] = list(space.methods)
         if "sparsity" in axes:
             patterns = [p for p in space.sparsity_patterns if caps is None or p in caps.sparsity_patterns]
             options = [sparsity_option(s, p) for s in space.sparsity for p in patterns
                        if s == 0 or p != "2:4" or s == 0.5]
             per_group["sparsity"] = list(dict.fromkeys(options)) or ["0"]
+            if any(o != "0" for o in per_group["sparsity"]):
+                per_group["score"] = list(space.sparsity_scores)
         if "rank" in axes and (caps is None or caps.factorised_layers):
             per_group["rank"] = list(space.ranks)
         self.choices: dict[str, list[Any]] = {}
@@ -132,8 +160,8 @@ class RecipeSpace:
             for name, options in per_group.items():
                 if len(options) > 1:
                     self.choices[f"{group.label}.{name}"] = options
-        if self.gguf and caps.quantized_embeddings and "bits" in axes and len(per_group["bits"]) > 1:
-            self.choices["embedding.bits"] = per_group["bits"]
+        if self.gguf and caps.quantized_embeddings and len(self.formats) > 1:
+            self.choices["embedding.format"] = self.formats
         if "width" in axes:
             for part in ("mlp", "heads"):
                 widths = [w for w in space.width if not self.gguf or runnable_width(graph, part, w)]
@@ -165,48 +193,68 @@ class RecipeSpace:
                       heads=self._get(params, "width.heads", s.width[0] if "width" in s.axes else 1.0))
         layers: dict[str, LayerCompression] = {}
         for group in self.groups:
-            bits = self._get(params, f"{group.label}.bits", s.bits[0] if "bits" in s.axes else 16)
+            method = self._get(params, f"{group.label}.method", s.methods[0] if "bits" in s.axes else "rtn")
             if self.gguf:  # per layer, as llama.cpp falls back per tensor when the blocks do not fit its rows
-                formats = {name: gguf_format(self.graph, (name,), width, bits, self.caps) for name in group.layers}
+                chosen = self._get(params, f"{group.label}.format", self.formats[0])
+                formats = {name: gguf_format(self.graph, (name,), width, chosen, self.caps) for name in group.layers}
                 common = max(formats.values(), key=list(formats.values()).count)
-                layers[group.key] = LayerCompression(format=common)
-                layers.update((name, LayerCompression(format=f)) for name, f in formats.items()
+                layers[group.key] = _in_format(common, method)
+                layers.update((name, _in_format(f, method)) for name, f in formats.items()
                               if f != common and name != group.key)
                 continue
-            group_size = self._get(params, f"{group.label}.group",
-                                   self.group_sizes[0] if "bits" in s.axes else s.group_sizes[0])
+            bits = self._get(params, f"{group.label}.bits", self.bits[0])
+            group_size = self._get(params, f"{group.label}.group", self.group_sizes[0])
             fraction, pattern = parse_sparsity_option(self._get(
                 params, f"{group.label}.sparsity",
                 sparsity_option(s.sparsity[0], s.sparsity_patterns[0]) if "sparsity" in s.axes else "0"))
+            score = self._get(params, f"{group.label}.score", s.sparsity_scores[0])
             rank = self._get(params, f"{group.label}.rank", s.ranks[0] if "rank" in s.axes else 1.0)
             symmetric = bool(self.caps is not None and self.caps.symmetric)
             layers[group.key] = LayerCompression(
                 bits=bits, group_size=group_size, symmetric=symmetric, sparsity=fraction, sparsity_pattern=pattern,
-                sparsity_score=s.sparsity_score if fraction > 0 else "magnitude",
-                rank=None if rank >= 1.0 else float(rank))
+                sparsity_score=score if fraction > 0 else "magnitude",
+                rank=None if rank >= 1.0 else float(rank), method=method if bits < 16 else "rtn")
         layers = _fold_common_setting(layers)
         embedding = LayerCompression()
-        if "embedding.bits" in self.choices:
-            embedding = LayerCompression(format=embedding_format(self.graph, params["embedding.bits"], self.caps))
+        if "embedding.format" in self.choices:
+            embedding = LayerCompression(format=embedding_format(self.graph, params["embedding.format"], self.caps))
         depth = self._get(params, "depth", s.depth[0] if "depth" in s.axes else 1.0)
         keep = evenly_spaced_blocks(self.graph.num_blocks, depth)
         keep_blocks = None if len(keep) == self.graph.num_blocks else keep
         return CompressionConfig(layers=layers, width=width, keep_blocks=keep_blocks, embedding=embedding)
 
     # ---- recipes -> params (seed trials) -------------------------------
-    def params(self, *, bits: int = 16, group_size: int = 128, sparsity: str = "0", rank: float = 1.0,
-               mlp: float = 1.0, heads: float = 1.0, depth: float = 1.0,
+    def params(self, *, bits: int = 16, format: str | None = None, group_size: int = 128, sparsity: str = "0",
+               score: str = "magnitude", method: str = "rtn", rank: float = 1.0, mlp: float = 1.0,
+               heads: float = 1.0, depth: float = 1.0,
                per_group: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Parameters of a uniform recipe (per_group overrides by group label), snapped to the choices."""
-        wanted: dict[str, Any] = {"width.mlp": mlp, "width.heads": heads, "depth": depth, "embedding.bits": bits}
+        """Parameters of a uniform recipe (per_group overrides by group label), snapped to the choices.
+
+        On a GGUF runtime ``format`` names the type; without one, ``bits`` means the runtime's preferred
+        type of those bits that fits the group's rows (Q4_K for 4, Q4_0 on rows of 384). Elsewhere
+        ``format`` is ignored."""
+        uniform = {"bits": bits, "format": format, "group": group_size, "sparsity": sparsity, "score": score,
+                   "method": method, "rank": rank}
+        wanted: dict[str, Any] = {"width.mlp": mlp, "width.heads": heads, "depth": depth,
+                                  "embedding.format": self._format(format, bits, [self.graph.hidden_size])}
+        in_features = {layer.name: layer.in_features for layer in self.graph.layers}
         for group in self.groups:
-            settings = {"bits": bits, "group": group_size, "sparsity": sparsity, "rank": rank}
-            settings.update((per_group or {}).get(group.label, {}))
+            override = (per_group or {}).get(group.label, {})
+            settings = {**uniform, **override}
+            if "bits" in override and "format" not in override:
+                settings["format"] = None  # a bits override means that bits' type, not the uniform one
+            settings["format"] = self._format(settings["format"], settings["bits"],
+                                              [in_features[name] for name in group.layers])
             for name, value in settings.items():
                 wanted[f"{group.label}.{name}"] = value
-        params = {}
-        for name, options in self.choices.items():
-            value = wanted[name]
-            params[name] = value if isinstance(value, str) and value in options else (
-                options[0] if isinstance(value, str) else _nearest(options, value))
-        return params
+        return {name: _nearest(options, wanted[name]) for name, options in self.choices.items()}
+
+    def _format(self, format_name: str | None, bits: int, rows: list[int]) -> str:
+        if format_name is not None or not self.gguf:
+            return format_name or "F16"
+        return preferred_format(bits, self.caps, rows)
+
+
+def _in_format(format_name: str, method: str) -> LayerCompression:
+    """A GGUF-typed setting; the rounding method only where there is rounding (a float type has none)."""
+    return LayerCompression(format=format_name, method=method if GGML_TYPES[format_name].quantized else "rtn")

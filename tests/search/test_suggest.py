@@ -64,3 +64,21 @@ def test_suggest_through_optuna():
     recipe = space.suggest(trial)
     assert set(trial.params) == set(space.choices)
     assert recipe == space.recipe(trial.params)
+
+
+def test_a_spec_saved_before_score_and_method_choices_still_parses():
+    from search.spec import parse_spec
+
+    old = ('{"model": "demo:minilm", "device": "host", "space": {"axes": ["bits", "sparsity"], "granularity": "role", '
+           '"bits": [16, 8, 4], "group_sizes": [32, 128], "sparsity": [0.0, 0.5], '
+           '"sparsity_patterns": ["unstructured"], "sparsity_score": "wanda", "ranks": [1.0], '
+           '"width": [1.0], "depth": [1.0]}}')
+    space = parse_spec(old).space
+    assert space.sparsity_scores == ("wanda",)  # the one score it searched
+    assert space.methods == ("rtn",)
+    recipes = RecipeSpace(graph_from_config(tiny_config("bert")), space)
+    assert not any(name.endswith(".score") for name in recipes.choices)
+    assert recipes.recipe(recipes.params(bits=4, sparsity="0.5")).layers[DEFAULT_KEY].sparsity_score == "wanda"
+    assert parse_spec('{"space": {"bits": [8, 4]}}').space.sparsity_scores == ("magnitude", "wanda")
+    with pytest.raises(Exception, match="sparsity_score"):
+        parse_spec('{"space": {"sparsity_score": "wanda", "sparsity_scores": ["magnitude"]}}')
