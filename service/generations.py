@@ -43,12 +43,15 @@ def can_generate(model_ref: str) -> bool:
     return graph_of(model_ref).is_causal
 
 
-def send(celery: Any, search_id: str, spec: dict[str, Any], trial: int, prompt: str, max_new_tokens: int) -> str:
-    """Queue the generation; returns its task id."""
+def send(celery: Any, search_id: str, spec: dict[str, Any], trial: int, record: dict[str, Any], prompt: str,
+         max_new_tokens: int) -> str:
+    """Queue the generation of trial `trial`, whose candidate `record` the service read from the study
+    already (so the worker need not open the study again); returns its task id."""
     task_id = new_task_id(search_id, trial)
     celery.backend.store_result(task_id, None, ISSUED)  # before sending: a fast worker's answer must win
     celery.send_task(GENERATE_TASK, task_id=task_id, queue=GENERATE_QUEUE,
-                     kwargs={"spec": spec, "trial": trial, "prompt": prompt, "max_new_tokens": max_new_tokens})
+                     kwargs={"spec": spec, "trial": trial, "prompt": prompt, "max_new_tokens": max_new_tokens,
+                            "record": record})
     return task_id
 
 

@@ -63,16 +63,18 @@ def cached_candidate(spec: SearchSpec, record: dict[str, Any]) -> tuple[Any, boo
     return candidate, False
 
 
-def generate_for_trial(spec: SearchSpec, trial: int, prompt: str, max_new_tokens: int) -> dict[str, Any]:
+def generate_for_trial(spec: SearchSpec, trial: int, prompt: str, max_new_tokens: int,
+                       record: dict[str, Any] | None = None) -> dict[str, Any]:
     """Greedy continuation of `prompt` by trial `trial`'s candidate: the text, its speed, and whether the
-    candidate came from this process's cache."""
+    candidate came from this process's cache. `record` is the trial's candidate record (read from the
+    study when not given)."""
     import time
 
     from search.text_generation import generate
     from workers.artifacts import trial_record
 
     started = time.perf_counter()
-    candidate, cached = cached_candidate(spec, trial_record(spec, trial))
+    candidate, cached = cached_candidate(spec, record if record is not None else trial_record(spec, trial))
     built_s = time.perf_counter() - started
     result = generate(candidate, prompt, max_new_tokens)
     return {**result.as_json(), "trial": trial, "cached": cached, "build_seconds": round(built_s, 4)}

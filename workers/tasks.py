@@ -153,15 +153,17 @@ def export_archive_task(self, spec: dict[str, Any], trial: int, target: str, fmt
 # on the general queue, in an evaluation process (never a search runner's thread: searches keep running);
 # bounded by the service's limits on prompt and new tokens, and by this time limit
 @app.task(name="devicefit.generate", bind=True, soft_time_limit=300, time_limit=330)
-def generate_task(self, spec: dict[str, Any], trial: int, prompt: str, max_new_tokens: int = 64) -> dict[str, Any]:
+def generate_task(self, spec: dict[str, Any], trial: int, prompt: str, max_new_tokens: int = 64,
+                  record: dict[str, Any] | None = None) -> dict[str, Any]:
     """Greedy continuation of `prompt` by one trial's candidate (workers/generation.py): the text and its
-    speed, or {"error": reason} for input the candidate cannot take (the service shows the reason)."""
+    speed, or {"error": reason} for input the candidate cannot take (the service shows the reason).
+    `record`: the trial's candidate record, when the sender read it already (else read from the study)."""
     from search.errors import DeviceFitError
     from search.spec import parse_spec
     from workers.generation import generate_for_trial
 
     try:
-        return generate_for_trial(parse_spec(spec), trial, prompt, max_new_tokens)
+        return generate_for_trial(parse_spec(spec), trial, prompt, max_new_tokens, record)
     except DeviceFitError as exc:
         log.warning("cannot generate with trial %d of %s: %s", trial, spec.get("study_name"), exc)
         return {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__, "trial": trial}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Response
 from fastapi.responses import JSONResponse
 
+from search.candidates import CANDIDATE_ATTR
 from search.errors import DeviceFitError
 from search.spec import SearchSpec
 from service import generations
@@ -57,7 +58,9 @@ def _start(app, response: Response, search_id: str, trial: int, body: GenerateRe
     """Checks in the order a user can fix them: the search, the candidate, the model, then the queue."""
     job = app.jobs.get(search_id)
     spec = SearchSpec.model_validate_json(job.spec)
-    if app.studies.finished_trial(job, spec, trial) is None:
+    finished = app.studies.finished_trial(job, spec, trial)
+    record = finished.user_attrs.get(CANDIDATE_ATTR) if finished is not None else None
+    if not isinstance(record, dict):
         raise NotFound(f"trial: search {job.id} has no finished candidate with trial number {trial}")
     try:
         causal = generations.can_generate(spec.model)
@@ -68,7 +71,7 @@ def _start(app, response: Response, search_id: str, trial: int, body: GenerateRe
     if not app.settings.dispatch:
         raise GenerationUnavailable("generate: candidates run on workers, and this server has no task queue")
     try:
-        task_id = generations.send(app.jobs.dispatcher.celery, job.id, spec.model_dump(mode="json"), trial,
+        task_id = generations.send(app.jobs.dispatcher.celery, job.id, spec.model_dump(mode="json"), trial, record,
                                    body.prompt, body.max_new_tokens)
     except Exception as exc:  # noqa: BLE001 - the broker is down: say so, do not 500
         raise HTTPException(503, f"generate: cannot reach the task queue ({type(exc).__name__}); "

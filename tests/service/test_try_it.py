@@ -56,7 +56,7 @@ def test_refusals_are_4xx_with_the_reason(client):
     for body, status, reason in cases:
         r = client.post(url, json=body)
         assert r.status_code == status and r.json()["detail"].startswith(reason), (body, r.status_code, r.text)
-    for where, reason in ((f"/search/nope/candidates/0/generate", "search"),
+    for where, reason in (("/search/nope/candidates/0/generate", "search"),
                           (f"/search/{job}/candidates/99/generate", "candidate 99 does not exist"),
                           (f"/search/{job}/trials/999/generate", "trial: search")):
         r = client.post(where, json={"prompt": "hi"})
@@ -157,7 +157,7 @@ def test_a_worker_continues_a_prompt_with_the_scored_candidate(celery_worker, tm
         assert first["trial"] == candidate["trial"] and first["new_tokens"] == 12 and first["text"]
         # each evaluation process keeps the last candidate it built: once the process that takes a prompt
         # has it (the worker has 2, either may take it), the answer only costs the decoding
-        for attempt in range(4):
+        for _ in range(4):
             second, second_s = generate(client, url, PROMPT + " jumps", 12)
             assert second["status"] == "done", second
             if second["cached"]:
