@@ -77,6 +77,19 @@ def test_a_causal_candidate_without_a_task_queue_is_404(tmp_path, tiny_llama_fil
         assert page.status_code == 200 and 'id="try-form"' in page.text and "/static/try-it.js" in page.text
 
 
+def test_with_a_server_token_the_post_needs_it(tmp_path, tiny_llama_file):
+    app = create_app(make_settings(tmp_path, model_roots=(tiny_llama_file.parent,), api_token="s3cret"))
+    with TestClient(app) as client:
+        job = client.post("/search", json=causal_spec(str(tiny_llama_file)),
+                          headers={"Authorization": "Bearer s3cret"}).json()["id"]
+        _finished_trial(client, job, 0)
+        assert client.post(f"/search/{job}/trials/0/generate", json={"prompt": "hi"}).status_code == 401
+        r = client.post(f"/search/{job}/trials/0/generate", json={"prompt": "hi"},
+                        headers={"Authorization": "Bearer s3cret"})
+        assert r.status_code == 404 and "no task queue" in r.json()["detail"]  # past the token check
+        assert 'id="needs-token"' in client.get(f"/searches/{job}/candidates/0").text
+
+
 def test_the_encoder_page_has_no_try_it_box(client):
     job, _ = job_with_trials(client)
     page = client.get(f"/searches/{job}/candidates/0")
