@@ -16,6 +16,8 @@ class WorkLayer:
     weight: torch.Tensor  # float32 [out, in]
     bias: torch.Tensor | None  # float32 [out]
     in_sq_norm: torch.Tensor | None = None  # sum over calibration tokens of x_j^2, per input channel (Wanda)
+    in_hessian: torch.Tensor | None = None  # float32 [in, in]: sum over calibration tokens of x x^T (GPTQ)
+    in_tokens: int = 0  # calibration tokens the statistics were summed over
     keep: torch.Tensor | None = None  # bool [out, in]: element mask (unstructured / 2:4)
     keep_rows: torch.Tensor | None = None  # bool [out]: channel sparsity
     notes: dict = field(default_factory=dict)

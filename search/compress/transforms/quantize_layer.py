@@ -5,6 +5,11 @@ search.memory.plan_storage; the tensors themselves are produced here from the
 layer's data (codes packed, masks packed, GGUF blocks encoded), so the memory test
 is a real check. A setting that names a GGUF format gives a GgufLinear holding that
 format's bytes (BF16: a plain bf16 layer, which is the same thing).
+
+Method "gptq" chooses the codes with GPTQ on the layer's calibration Hessian
+(search.compress.gptq_formats) in the same storage format; sparsity then stays exact:
+pruned weights keep the code of 0 (the mask is fixed before GPTQ runs) and GPTQ
+compensates their error in the kept weights.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import torch
 from torch import nn
 
 from search.compress.gguf_linear import GgufLinear
+from search.compress.gptq_formats import gptq_blocks, gptq_quantized
 from search.compress.layer import WorkLayer
 from search.compress.modules import PackedLinear, plain_linear
 from search.compress.packing import pack_bits, pack_mask
@@ -26,8 +32,6 @@ from search.recipe import LayerCompression
 @layer_transform("quantize")
 def store(layer: WorkLayer, setting: LayerCompression) -> nn.Module:
     """nn.Linear (bf16) when nothing applies, else a QuantizedLinear / SparseLinear with real packed buffers."""
-    if setting.method == "gptq" and setting.quantized:
-        raise RecipeError("method 'gptq' is not implemented yet; use method 'rtn'")
     if setting.format is not None:
         return store_in_format(layer, setting)
     factor_setting = setting.model_copy(update={"rank": None})
@@ -42,8 +46,13 @@ def store(layer: WorkLayer, setting: LayerCompression) -> nn.Module:
         tensors["row_mask"] = pack_mask(layer.keep_rows)
     if plan.fmt == "bitmask":
         tensors["mask"] = pack_mask(layer.keep)
-    if setting.quantized:
+    if setting.quantized and setting.method == "gptq":
+        # the element mask (unstructured / 2:4) is kept exact; channel sparsity already removed its rows
+        q = gptq_quantized(weight, _hessian(layer, setting), setting.bits, setting.group_size, setting.symmetric,
+                           act_order=setting.act_order, keep=layer.keep)
+    elif setting.quantized:
         q = quantize_groups(weight, setting.bits, setting.group_size, setting.symmetric)
+    if setting.quantized:
         codes = q.codes[layer.keep] if plan.fmt == "bitmask" else q.codes
         tensors["qweight"] = pack_bits(codes, setting.bits)
         tensors["scales"] = q.scales
@@ -67,4 +76,20 @@ def store_in_format(layer: WorkLayer, setting: LayerCompression, name: str = "la
     if setting.format == "BF16":
         bias = layer.bias.to(torch.bfloat16) if layer.bias is not None else None
         return plain_linear(layer.weight.to(torch.bfloat16), bias)
+    if setting.quantized and setting.method == "gptq":
+        blocks = gptq_blocks(layer.weight, _hessian(layer, setting, name), setting.format,
+                             act_order=setting.act_order)
+        bias = layer.bias.detach().to(torch.bfloat16).clone() if layer.bias is not None else None
+        return GgufLinear(setting.format, layer.in_features, layer.out_features,
+                          blocks=torch.from_numpy(blocks).to(layer.weight.device), bias_values=bias)
     return GgufLinear.from_weight(layer.weight, layer.bias, setting.format, name)
+
+
+def _hessian(layer: WorkLayer, setting: LayerCompression, name: str | None = None) -> torch.Tensor:
+    """The layer's summed X^T X for GPTQ, or a RecipeError when no calibration data was given."""
+    if layer.in_hessian is None:
+        where = f"layer {name!r}: " if name else ""
+        raise RecipeError(f"{where}method 'gptq' needs calibration data (the layers' inputs on calibration rows); "
+                          "build the model through search.evaluation.compress with a DataPolicy, or pass "
+                          "calibration token rows to apply()")
+    return layer.in_hessian

@@ -1,0 +1,154 @@
+"""GPTQ (search.compress.gptq) in every storage format: it lowers the layer's output error below
+round-to-nearest, its codes are exactly the target format (devicefit groups in PackedLinear, GGUF blocks
+that llama.cpp dequantizes to the weights torch computes with), and it needs calibration data."""
+
+import gguf
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from gguf.quants import dequantize
+
+from search.compress import apply
+from search.compress.gguf_linear import GgufLinear
+from search.compress.gptq_formats import gptq_blocks, gptq_quantized
+from search.compress.layer import WorkLayer
+from search.compress.modules import PackedLinear
+from search.compress.quantize import dequantize_groups, quantize_groups
+from search.compress.transforms.quantize_layer import store, store_in_format
+from search.compress.transforms.sparsity import sparsify
+from search.data_policy import DataPolicy
+from search.errors import RecipeError
+from search.evaluation import compress, needs_calibration
+from search.formats.activation_rounding import rounding_for
+from search.formats.codec import dequantize_rows, quantize_rows
+from search.recipe import CompressionConfig, LayerCompression, parse_recipe
+from tests.compress.helpers import tiny_model, token_batch
+
+GGUF_TYPES = ["Q8_0", "Q5_1", "Q5_0", "Q4_1", "Q4_0", "Q6_K", "Q5_K", "Q4_K", "Q3_K", "Q2_K"]
+
+
+def correlated_layer(rows: int = 48, cols: int = 256, tokens: int = 1024, seed: int = 0):
+    """A weight and inputs whose channels are correlated and of unequal energy (as in a transformer)."""
+    g = torch.Generator().manual_seed(seed)
+    mix = torch.eye(cols) + 1.5 * torch.randn(cols, cols, generator=g) / cols**0.5
+    x = (torch.randn(tokens, cols, generator=g) @ mix) * (0.2 + 2 * torch.rand(cols, generator=g))
+    w = torch.randn(rows, cols, generator=g) * 0.05
+    return w, x
+
+
+def output_error(x: torch.Tensor, w: torch.Tensor, w_hat: torch.Tensor) -> float:
+    return float(torch.linalg.norm(x @ (w - w_hat).T))
+
+
+def work_layer(w: torch.Tensor, x: torch.Tensor, bias: bool = True) -> WorkLayer:
+    b = torch.linspace(-1, 1, w.shape[0]) if bias else None
+    return WorkLayer(weight=w.clone(), bias=b, in_hessian=x.T @ x, in_tokens=x.shape[0])
+
+
+# ---- the layer's output error ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("bits", [4, 3])
+@pytest.mark.parametrize("act_order", [False, True])
+def test_gptq_output_error_is_below_round_to_nearest_devicefit(bits, act_order):
+    w, x = correlated_layer()
+    rtn = quantize_groups(w, bits, 64, False)
+    q = gptq_quantized(w, x.T @ x, bits, 64, False, act_order=act_order)
+    w_rtn = dequantize_groups(rtn.codes, rtn.scales, rtn.zeros, bits, 64)
+    w_gptq = dequantize_groups(q.codes, q.scales, q.zeros, bits, 64)
+    assert output_error(x, w, w_gptq) < 0.85 * output_error(x, w, w_rtn)
+
+
+@pytest.mark.parametrize("name", ["Q4_0", "Q4_K", "Q3_K", "Q8_0"])
+@pytest.mark.parametrize("act_order", [False, True])
+def test_gptq_output_error_is_below_the_types_own_encoder(name, act_order):
+    w, x = correlated_layer()
+    w_rtn = torch.from_numpy(dequantize_rows(quantize_rows(w.numpy(), name), name))
+    w_gptq = torch.from_numpy(dequantize_rows(gptq_blocks(w, x.T @ x, name, act_order=act_order), name))
+    assert output_error(x, w, w_gptq) < 0.85 * output_error(x, w, w_rtn)
+
+
+# ---- exactly the target format -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", GGUF_TYPES)
+def test_gguf_layer_holds_valid_blocks_that_llama_cpp_reads_as_torch_computes(name):
+    w, x = correlated_layer(rows=16, cols=512, tokens=768)
+    module = store_in_format(work_layer(w, x), LayerCompression(format=name, method="gptq"))
+    assert isinstance(module, GgufLinear) and module.ggml_type == name
+    blocks = module.blocks.numpy()
+    assert not np.array_equal(blocks, quantize_rows(w.numpy(), name))  # GPTQ chose its own codes
+    theirs = dequantize(blocks, gguf.GGMLQuantizationType[name]).reshape(w.shape)
+    assert np.array_equal(theirs.view(np.uint32), module.weight.numpy().view(np.uint32))
+    xs = x[:4]  # the forward multiplies llama.cpp's rounding of the activations by exactly those weights
+    expected = F.linear(rounding_for(name)(xs), torch.from_numpy(theirs), module.bias.float())
+    assert torch.equal(module.float()(xs), expected)
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_devicefit_codes_pack_into_packed_linear_and_its_output_is_their_matmul(symmetric):
+    w, x = correlated_layer(rows=24, cols=200)  # a partial last group
+    setting = LayerCompression(bits=3, group_size=64, symmetric=symmetric, method="gptq")
+    module = store(work_layer(w, x), setting)
+    assert isinstance(module, PackedLinear)
+    q = gptq_quantized(w, x.T @ x, 3, 64, symmetric)
+    expected_w = dequantize_groups(q.codes, q.scales, q.zeros, 3, 64)
+    assert torch.equal(module.dense_weight(torch.float32), expected_w)
+    rtn = quantize_groups(w, 3, 64, symmetric)
+    assert not torch.equal(q.codes, rtn.codes)
+    assert q.codes.min() >= 0 and q.codes.max() <= 7
+    xs = x[:5]
+    assert torch.allclose(module.float()(xs), F.linear(xs, expected_w, module.bias.float()), atol=0, rtol=0)
+
+
+def test_sparsity_mask_stays_exact_and_gptq_compensates_in_the_kept_weights():
+    w, x = correlated_layer(rows=32, cols=256)
+    setting = LayerCompression(bits=4, group_size=128, sparsity=0.5, method="gptq")
+    layer = sparsify(work_layer(w, x), setting)
+    keep = layer.keep
+    dense = store(layer, setting).dense_weight(torch.float32)
+    assert torch.all(dense[~keep] == 0)
+    rtn = quantize_groups(w * keep, 4, 128, False)
+    w_rtn = dequantize_groups(rtn.codes, rtn.scales, rtn.zeros, 4, 128)
+    # against the dense original: GPTQ moves the pruned weights' error onto the kept ones
+    assert output_error(x, w, dense) < output_error(x, w, w_rtn)
+
+
+# ---- through apply() -----------------------------------------------------------------------------
+
+def test_gptq_without_calibration_data_is_a_recipe_error():
+    model = tiny_model("llama")
+    with pytest.raises(RecipeError, match="calibration data"):
+        apply(model, CompressionConfig.uniform(bits=4, group_size=32, method="gptq"))
+
+
+def test_apply_with_calibration_uses_the_hessians_of_every_layer_and_factor():
+    model = tiny_model("llama")
+    recipe = parse_recipe({"layers": {"_default": {"bits": 4, "group_size": 32, "method": "gptq"},
+                                      "re:up_proj": {"bits": 4, "group_size": 32, "rank": 16, "method": "gptq",
+                                                     "act_order": True}}})
+    calibration = token_batch(n=4, seq=32)
+    built = apply(model, recipe, calibration=calibration)
+    rtn = apply(model, parse_recipe({"layers": {"_default": {"bits": 4, "group_size": 32}}}))
+    down = built.model.layers[0].mlp.down_proj
+    assert isinstance(down, PackedLinear)
+    assert not torch.equal(down.qweight, rtn.model.layers[0].mlp.down_proj.qweight)
+    assert type(built.model.layers[0].mlp.up_proj).__name__ == "LowRankLinear"
+
+
+def test_recipe_fields_round_trip_and_show_in_the_summary():
+    recipe = CompressionConfig.uniform(bits=3, method="gptq", act_order=True)
+    assert parse_recipe(recipe.to_json()) == recipe
+    assert recipe.summary() == "3b/g128 gptq-ao"
+    assert needs_calibration(recipe) and not needs_calibration(CompressionConfig.uniform(bits=3))
+    assert not needs_calibration(CompressionConfig.uniform(bits=16, method="gptq"))  # nothing to round
+    with pytest.raises(RecipeError, match="act_order only applies"):
+        parse_recipe({"layers": {"_default": {"bits": 4, "act_order": True}}})
+    with pytest.raises(RecipeError, match="embedding"):
+        parse_recipe({"embedding": {"bits": 4, "method": "gptq"}})
+
+
+def test_scored_model_is_deterministic_for_a_policy(tiny_llama):
+    policy = DataPolicy(calib_rows=2, eval_rows=2, seq_len=32)
+    recipe = CompressionConfig.uniform(bits=4, group_size=32, method="gptq")
+    a, b = compress(tiny_llama, recipe, policy), compress(tiny_llama, recipe, policy)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
