@@ -152,3 +152,34 @@ def test_scored_model_is_deterministic_for_a_policy(tiny_llama):
     recipe = CompressionConfig.uniform(bits=4, group_size=32, method="gptq")
     a, b = compress(tiny_llama, recipe, policy), compress(tiny_llama, recipe, policy)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+# ---- what is scored is what is shipped -----------------------------------------------------------
+
+def test_gguf_export_of_a_gptq_candidate_holds_the_scored_weights(tiny_llama, tmp_path):
+    from search.export_candidate import export_candidate
+    from search.runtimes.gguf_names import pair_rotary_rows
+
+    policy = DataPolicy(calib_rows=3, eval_rows=2, seq_len=32)
+    recipe = parse_recipe({"layers": {  # down_proj has 176 inputs: no whole blocks
+        "_default": {"format": "Q4_0", "method": "gptq"}, "re:down_proj": {"format": "F16"},
+        "re:v_proj": {"format": "Q4_1", "method": "gptq", "act_order": True}}})
+    scored = compress(tiny_llama, recipe, policy)
+    path = export_candidate(tiny_llama.ref, recipe, tmp_path / "out", policy=policy, format="gguf",
+                            loaded=tiny_llama)
+    tensors = {t.name: t for t in gguf.GGUFReader(str(path)).tensors}
+    layer = scored.model.layers[1]
+    shipped = {"blk.1.ffn_up.weight": layer.mlp.up_proj, "blk.1.attn_v.weight": layer.self_attn.v_proj,
+               "blk.1.attn_q.weight": layer.self_attn.q_proj}
+    heads = tiny_llama.model.config.num_attention_heads
+    for name, module in shipped.items():
+        assert isinstance(module, GgufLinear)
+        t = tensors[name]
+        assert t.tensor_type.name == module.ggml_type
+        expected = module.blocks.numpy()
+        if name.endswith("attn_q.weight"):  # llama.cpp's rotation order moves whole rows
+            expected = pair_rotary_rows(expected, heads)
+        assert np.array_equal(np.asarray(t.data).reshape(expected.shape), expected)
+    assert not np.array_equal(layer.mlp.up_proj.blocks.numpy(),
+                              quantize_rows(tiny_llama.model.model.layers[1].mlp.up_proj.weight.detach().numpy(),
+                                            "Q4_0"))  # the export is GPTQ's, not a re-encoding
