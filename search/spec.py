@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from search.data_policy import DEFAULT_CALIB_ROWS, DataPolicy
 from search.errors import SpecError
@@ -141,6 +149,9 @@ class SearchSpec(_Frozen):
     calib_rows: int = Field(DEFAULT_CALIB_ROWS, ge=1, le=4096,
                             description="sequences for data-aware transforms (Wanda scores, width importance)")
     seq_len: int = Field(128, ge=8, le=8192, description="tokens per calibration sequence")
+    # after calib_samples and seq_len: its validator reads them
+    eval_text: str | None = Field(None, description="your own held-out text quality is measured on (all of it); "
+                                                    "default: the evaluation part of calibration_text")
     measure: bool = Field(False, description="measure latency on this host instead of predicting it")
     recover: str | None = Field(None, description="recovery training for finalists, e.g. '200steps' or '30s'")
     storage: str | None = Field(None, description="Optuna storage URL; default a SQLite file")
@@ -169,6 +180,29 @@ class SearchSpec(_Frozen):
                 raise ValueError(str(exc)) from None
         return v
 
+    @field_validator("eval_text")
+    @classmethod
+    def _eval_text(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        if not v.strip():
+            raise ValueError("eval_text is empty; give held-out text to score on, or leave it out")
+        try:
+            have = len(v.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"eval_text has a lone surrogate at character {exc.start} (not valid Unicode "
+                             "text); send UTF-8 text") from None
+        # a token covers at least one byte (plus one for a tokenizer's leading space) and an encoder's
+        # row holds seq_len - 2 text tokens: fewer bytes can never fill the rows. The exact count needs
+        # the model's tokenizer (search.data.check_eval_rows).
+        rows, seq_len = info.data.get("calib_samples"), info.data.get("seq_len")
+        if rows is not None and seq_len is not None and have + 1 < rows * (seq_len - 2):
+            raise ValueError(f"eval_text has {have:,} bytes, so at most {have + 1:,} tokens, but {rows} "
+                             f"evaluation rows (calib_samples) of seq_len {seq_len} need about "
+                             f"{rows * (seq_len - 2):,}; give a longer text, fewer calib_samples or a shorter "
+                             "seq_len")
+        return v
+
     @field_validator("objectives")
     @classmethod
     def _objectives(cls, v: tuple[str, ...]) -> tuple[str, ...]:
@@ -190,8 +224,8 @@ class SearchSpec(_Frozen):
     @property
     def data_policy(self) -> DataPolicy:
         """The text and rows every candidate of this search is built and scored with."""
-        return DataPolicy(text=self.calibration_text, calib_rows=self.calib_rows, eval_rows=self.calib_samples,
-                          seq_len=self.seq_len, seed=self.seed)
+        return DataPolicy(text=self.calibration_text, eval_text=self.eval_text, calib_rows=self.calib_rows,
+                          eval_rows=self.calib_samples, seq_len=self.seq_len, seed=self.seed)
 
     @property
     def time_limit_s(self) -> float | None:

@@ -22,7 +22,10 @@ _IDENTITY_FIELDS = ("model", "device", "workload", "budget", "objectives", "spac
 
 
 def spec_identity(spec: SearchSpec) -> dict[str, Any]:
-    return spec.model_dump(mode="json", include=set(_IDENTITY_FIELDS))
+    identity = spec.model_dump(mode="json", include=set(_IDENTITY_FIELDS))
+    if spec.eval_text is not None:  # only when given: the names of studies without one stay as they were
+        identity["eval_text"] = spec.eval_text
+    return identity
 
 
 def base_study_name(spec: SearchSpec) -> str:

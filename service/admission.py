@@ -61,6 +61,9 @@ def check_limits(spec: SearchSpec, limits: Limits) -> SearchSpec:
     if spec.calibration_text is not None and len(spec.calibration_text) > limits.max_calibration_chars:
         over("calibration_text", f"{len(spec.calibration_text)} characters", limits.max_calibration_chars,
              "DEVICEFIT_MAX_CALIBRATION_CHARS")
+    if spec.eval_text is not None and len(spec.eval_text) > limits.max_calibration_chars:
+        over("eval_text", f"{len(spec.eval_text)} characters", limits.max_calibration_chars,
+             "DEVICEFIT_MAX_CALIBRATION_CHARS")
     if spec.recover is not None:
         from search.recovery.budget import parse_budget
 
@@ -74,3 +77,18 @@ def check_limits(spec: SearchSpec, limits: Limits) -> SearchSpec:
     if spec.time_limit_s > limits.max_search_s:
         over("time_limit", spec.time_limit, f"{limits.max_search_s:g}s", "DEVICEFIT_MAX_SEARCH_S")
     return spec
+
+
+def check_eval_text(spec: SearchSpec) -> None:
+    """A held-out eval_text too short for the evaluation rows is a 422 now (counted with the model's
+    tokenizer), not a job that fails once a worker picks it up."""
+    from search.data import check_eval_rows
+    from search.errors import DeviceFitError, ModelError
+
+    try:
+        check_eval_rows(spec.model, spec.data_policy)
+    except ModelError:
+        return  # the model itself was checked before; its tokenizer is the worker's business
+    except DeviceFitError as exc:
+        error = {"loc": ("body", "eval_text"), "msg": str(exc), "type": "value_error"}
+        raise RequestValidationError([error]) from None

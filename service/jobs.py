@@ -12,7 +12,7 @@ import time
 
 from search.errors import InfeasibleError, ModelError, SpecError
 from search.spec import SearchSpec, parse_spec
-from service.admission import check_limits, check_text
+from service.admission import check_eval_text, check_limits, check_text
 from service.dispatch import Dispatcher
 from service.job_store import JobStore, new_job_id
 from service.security import check_model_ref
@@ -45,6 +45,7 @@ class Jobs:
         _known_device(spec.device)
         spec = spec.model_copy(update={"model": model})
         _reachable(spec)
+        check_eval_text(spec)
         if spec.measure and self.settings.dispatch:
             self._check_measured(spec.device)
         return spec

@@ -44,7 +44,7 @@ def build_archive(spec: SearchSpec, trial: int, target: Path, fmt: str = "device
     recipe = CompressionConfig.model_validate(record["recipe"])
     policy = spec.data_policy
     if record.get("data"):  # the policy the candidate was scored with, as its trial recorded it
-        policy = DataPolicy.from_record(record["data"], spec.calibration_text)
+        policy = DataPolicy.from_record(record["data"], spec.calibration_text, full_eval_text=spec.eval_text)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".building-") as tmp:
         folder = Path(tmp) / target.name.removesuffix(".tar.gz")

@@ -17,7 +17,10 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("calibration and evaluation text")
     g.add_argument("--calibration", metavar="FILE",
                    help="UTF-8 text file (default: the Python documentation shipped with the stdlib); "
-                        "its first ~80%% calibrates, the rest evaluates")
+                        "its first ~80%% calibrates, the rest evaluates (unless --eval-text is given)")
+    g.add_argument("--eval-text", metavar="FILE",
+                   help="your own held-out UTF-8 text to measure quality on, all of it (up to 16 MiB); "
+                        "calibration still takes the first part of --calibration")
     g.add_argument("--samples", type=int, default=None, metavar="N",
                    help="token sequences quality is measured on (default 16, or what an export records)")
     g.add_argument("--calib-rows", type=int, default=None, metavar="N",
@@ -29,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate", help="apply a recipe to a model and print its quality and memory",
         description="Apply a compression recipe to a model and print its quality against the original "
-                    "(cosine for encoders; kl and perplexity for causal LMs) and its exact memory.")
+                    "(cosine for encoders; kl, perplexity and top1 for causal LMs) and its exact memory.")
     p.add_argument("--model", default="demo:minilm", metavar="REF",
                    help="directory, config.json, Hub id, demo:minilm (default), or a .gguf file (run by llama.cpp)")
     add_recipe_args(p)
@@ -40,20 +43,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def policy_from_args(args: argparse.Namespace, default: DataPolicy | None = None) -> DataPolicy:
-    """The data policy the options describe; options left out keep ``default``'s values."""
+def texts_from_args(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(calibration text, evaluation text) of --calibration / --eval-text; None where not given."""
     from search.data import read_text_file
 
+    calibration = getattr(args, "calibration", None)
+    held_out = getattr(args, "eval_text", None)
+    return (read_text_file(calibration) if calibration else None,
+            read_text_file(held_out, "evaluation text") if held_out else None)
+
+
+def policy_from_args(args: argparse.Namespace, default: DataPolicy | None = None,
+                     texts: tuple[str | None, str | None] | None = None) -> DataPolicy:
+    """The data policy the options describe; options left out keep ``default``'s values.
+    ``texts``: what texts_from_args already read (else the files are read here)."""
     base = default or DataPolicy()
-    return DataPolicy(text=read_text_file(args.calibration) if args.calibration else base.text,
+    text, eval_text = texts or texts_from_args(args)
+    return DataPolicy(text=text or base.text, eval_text=eval_text or base.eval_text,
                       calib_rows=base.calib_rows if args.calib_rows is None else args.calib_rows,
                       eval_rows=base.eval_rows if args.samples is None else args.samples,
                       seq_len=base.seq_len if args.seq_len is None else args.seq_len, seed=base.seed)
 
 
+def recorded_export_policy(ref: str, texts: tuple[str | None, str | None]) -> DataPolicy | None:
+    """The policy an export records, its hashed (long) texts taken from --calibration / --eval-text."""
+    import json
+    from pathlib import Path
+
+    from search.export_candidate import POLICY_FILE
+
+    path = Path(ref).expanduser() / POLICY_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        return DataPolicy.from_record(record, texts[0], full_eval_text=texts[1])
+    except DeviceFitError:
+        raise  # a hashed text that does not match: already one line naming the option
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise DeviceFitError(f"{str(path)!r} is not a valid data policy: {str(exc).splitlines()[0]}") from None
+
+
 def run(args: argparse.Namespace) -> int:
+    from search.data import check_eval_rows
     from search.evaluation import check_sizes, evaluate_recipe, loaded_model
-    from search.export_candidate import evaluate_export, export_source, recorded_policy
+    from search.export_candidate import evaluate_export, export_source
     from search.memory import memory_report
     from search.models import load_graph
     from search.recipe import CompressionConfig
@@ -64,17 +98,19 @@ def run(args: argparse.Namespace) -> int:
         return run_gguf_evaluate(args)
     graph = load_graph(args.model)
     source = export_source(args.model)
+    texts = texts_from_args(args)  # a bad text file fails before the weights load
     if source is not None:  # an export is scored against the model it was made from
         given = [f"--{name.replace('_', '-')}" for name in (*RECIPE_OPTIONS, "recover")
                  if getattr(args, name, None) is not None]
         if given:
             raise DeviceFitError(f"{args.model!r} is an export, already compressed by its recipe.json; "
                                  f"drop {', '.join(given)}")
-        policy = policy_from_args(args, recorded_policy(args.model))
+        policy = policy_from_args(args, recorded_export_policy(args.model, texts), texts)
     else:
         recipe = recipe_from_args(args, graph)  # bad input fails before the weights load
-        policy = policy_from_args(args)
+        policy = policy_from_args(args, texts=texts)
     check_sizes(graph, policy.eval_rows, policy.seq_len)
+    check_eval_rows(source or args.model, policy)  # a too-short --eval-text, from the tokenizer alone
     if getattr(args, "recover", None):
         from search.recovery.budget import parse_budget
 
@@ -91,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     original = memory_report(graph, CompressionConfig()).total_bytes
     metrics = "  ".join(f"{name} {value:.6g}" for name, value in result.quality.items())
     metrics += "  (cosine 1 = same embeddings as the original)" if "cosine" in result.quality else \
-        "  (kl: nats per token from the original's predictions, 0 = identical)"
+        "  (kl: nats per token from the original's predictions, 0 = identical; top1: share of tokens " \
+        "where the greedy next token is the original's)"
     against = "" if source is None else f", compared with its source {source}"
     print(f"model    {args.model} ({graph.family}, {graph.num_blocks} blocks{against})")
     print(f"recipe   {recipe.summary()}")

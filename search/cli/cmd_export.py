@@ -67,7 +67,8 @@ def _from_study(args: argparse.Namespace) -> tuple[str, object, DataPolicy, dict
     policy = spec.data_policy
     if metrics.get("data"):  # the policy the candidate was scored with, as its trial recorded it
         text = read_text_file(args.calibration) if args.calibration else spec.calibration_text
-        policy = DataPolicy.from_record(metrics["data"], text)
+        held_out = read_text_file(args.eval_text, "evaluation text") if args.eval_text else spec.eval_text
+        policy = DataPolicy.from_record(metrics["data"], text, full_eval_text=held_out)
     # a candidate the search recovered (spec.recover) is exported with its recovered weights
     return spec.model, recipe, policy, metrics.get("recovery") or {}, spec.device
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from search.data import read_text_file
 from search.errors import InfeasibleError, SpecError
 from search.spec import SearchSpec, parse_spec
 
@@ -47,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--recover", metavar="BUDGET",
                    help="recovery training (distillation / QAT) of candidates near the front, per candidate: "
                         "e.g. 200steps or 30s; the front is built on the recovered metrics")
+    p.add_argument("--calibration", metavar="FILE",
+                   help="UTF-8 text file for calibration and evaluation (SearchSpec calibration_text; default: "
+                        "the Python documentation shipped with the stdlib)")
+    p.add_argument("--eval-text", metavar="FILE",
+                   help="your own held-out UTF-8 text to measure quality on, all of it (SearchSpec eval_text; "
+                        "up to 16 MiB); calibration still takes the first part of the calibration text")
     p.add_argument("--measure", action="store_true",
                    help="time each evaluated candidate on this machine (or on a device worker with --broker) "
                         "instead of trusting the predicted latency")
@@ -78,11 +85,16 @@ def spec_from_args(args: argparse.Namespace) -> SearchSpec:
         data.setdefault("trials", TIME_ONLY_TRIALS)
     if args.granularity is not None:
         data["space"] = {**data.get("space", {}), "granularity": args.granularity}
+    if getattr(args, "calibration", None):
+        data["calibration_text"] = read_text_file(args.calibration)
+    if getattr(args, "eval_text", None):
+        data["eval_text"] = read_text_file(args.eval_text, "evaluation text")
     return parse_spec(data)
 
 
 def run(args: argparse.Namespace) -> int:
     from search.cli.front_table import front_heading, front_table
+    from search.data import check_eval_rows
     from search.engine import preflight, run_search
     from search.executors.local import LocalExecutor
 
@@ -94,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise SpecError("--workers must be at least 1")
     preflight(spec)  # bad model, device or budget: one line before any progress bar
+    check_eval_rows(spec.model, spec.data_policy)  # an --eval-text too short for the rows, from the tokenizer
     executor = _broker_executor(args) if getattr(args, "broker", None) else LocalExecutor(workers=args.workers)
     with _ProgressBar(spec) as bar:
         result = run_search(spec, executor, progress=bar.update, resume=args.resume)

@@ -58,12 +58,14 @@ def recipe_text(recipe: dict[str, Any]) -> str:
 def front_table(front: list[dict[str, Any]], metric: str | None = None) -> str:
     if not front:
         return "(empty front)"
-    names = list(front[0]["quality"])
+    # every metric any candidate has, in first-seen order: a resumed study may mix candidates scored
+    # before a metric existed (no top1) with newer ones; a missing or overflowed value prints as "-"
+    names = list(dict.fromkeys(n for c in front for n in c["quality"]))
     if metric in names:
         names.remove(metric)
         names.insert(0, metric)
     head = ["#"] + names + ["latency", "memory", "recipe"]
-    rows = [[str(k)] + [f"{c['quality'][n]:.4f}" for n in names]
+    rows = [[str(k)] + [_metric_cell(c["quality"].get(n)) for n in names]
             + [format_ms(c["latency_ms"]), format_bytes(c["memory_bytes"]), recipe_text(c["recipe"])]
             for k, c in enumerate(front)]
     widths = [max(len(row[i]) for row in [head] + rows) for i in range(len(head))]
@@ -72,6 +74,9 @@ def front_table(front: list[dict[str, Any]], metric: str | None = None) -> str:
              for row in [head] + rows]
     return "\n".join(lines)
 
+
+def _metric_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def budget_text(budget: dict[str, Any]) -> str:

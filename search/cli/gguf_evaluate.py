@@ -13,18 +13,21 @@ _RECIPE_OPTIONS = ("recipe", "format", "bits", "sparsity", "rank", "width", "hea
 
 
 def run_gguf_evaluate(args: argparse.Namespace) -> int:
-    from search.data import read_text_file
+    from search.cli.cmd_evaluate import texts_from_args
     from search.data_policy import DataPolicy
     from search.runtimes.llamacpp_quality import evaluate_gguf, read_gguf_info
 
     given = [f"--{n.replace('_', '-')}" for n in _RECIPE_OPTIONS if getattr(args, n, None) is not None]
     if given:
         raise DeviceFitError(f"{args.model!r} is a GGUF file, already compressed; drop {', '.join(given)}")
+    text, eval_text = texts_from_args(args)
     info = read_gguf_info(args.model)
-    base = DataPolicy.from_record(info.policy) if info.policy else DataPolicy()
+    base = DataPolicy.from_record(info.policy, text, full_eval_text=eval_text) if info.policy else DataPolicy()
     overrides: dict[str, Any] = {}
-    if getattr(args, "calibration", None):
-        overrides["text"] = read_text_file(args.calibration)
+    if text is not None:
+        overrides["text"] = text
+    if eval_text is not None:
+        overrides["eval_text"] = eval_text
     if getattr(args, "samples", None) is not None:
         overrides["eval_rows"] = args.samples
     if getattr(args, "seq_len", None) is not None:
