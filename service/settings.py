@@ -25,7 +25,7 @@ class Limits:
     max_trials: int = 2000
     max_seq_len: int = 2048  # tokens per calibration sequence
     max_calib_samples: int = 512  # calibration / evaluation sequences
-    max_calibration_chars: int = 200_000  # length of a submitted calibration_text
+    max_calibration_chars: int = 200_000  # length of a submitted calibration_text (or eval_text)
     max_recovery_steps: int = 2000  # recovery training, per finalist
     max_recovery_s: float = 600.0
     max_search_s: float = 24 * 3600.0  # a search's time_limit (and the default when it has none)

@@ -200,3 +200,16 @@ def test_the_api_accepts_eval_text_and_the_schema_has_it(client):
     assert r.status_code == 202, r.text
     assert client.get(r.json()["links"]["self"]).json()["spec"]["eval_text"] == HELD_OUT[:20000]
     assert "eval_text" in client.get("/openapi.json").json()["components"]["schemas"]["SearchSpec"]["properties"]
+
+
+def test_front_table_shows_top1_and_candidates_scored_before_it_existed():
+    from search.cli.front_table import front_table
+
+    recipe = CompressionConfig.uniform(bits=4).model_dump(mode="json")
+    row = {"latency_ms": 1.0, "memory_bytes": 1000, "recipe": recipe}
+    table = front_table([{**row, "quality": {"kl": 0.01, "perplexity": 9.0}},  # a resumed study's older trial
+                         {**row, "quality": {"kl": 0.02, "perplexity": 9.5, "top1": 0.875}},
+                         {**row, "quality": {"kl": 0.03, "perplexity": None, "top1": 0.5}}], "kl")
+    head, old, new, broken = table.splitlines()
+    assert head.split()[:4] == ["#", "kl", "perplexity", "top1"]
+    assert old.split()[3] == "-" and new.split()[3] == "0.8750" and broken.split()[2] == "-"
