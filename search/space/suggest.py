@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from search.formats.ggml_types import GGML_TYPES
 from search.recipe import (
     DEFAULT_KEY,
     PATTERN_PREFIX,
@@ -25,7 +26,6 @@ from search.recipe import (
     evenly_spaced_blocks,
 )
 from search.space.graph import ModelGraph
-from search.formats.ggml_types import GGML_TYPES
 from search.space.runtime_choices import (
     embedding_format,
     format_choices,
