@@ -23,7 +23,7 @@ class Candidate(BaseModel):
 
     trial: int = Field(-1, description="Optuna trial number (stable: it names the candidate)")
     recipe: CompressionConfig
-    quality: dict[str, float] = Field(description="metric -> value (cosine; or kl and perplexity)")
+    quality: dict[str, float] = Field(description="metric -> value (cosine; or kl, perplexity and top1)")
     latency_ms: float = Field(description="predicted (or, with measure, measured) latency of the workload")
     memory_bytes: int = Field(description="exact bytes of the compressed model's weights")
     feasible: bool = Field(description="within the budget")
