@@ -1,22 +1,27 @@
 """How good is the front the search finds for a fixed number of full quality evaluations?
 
-demo:minilm on rpi5, encode:128, the default budget. Three ways to spend the same
-number of full evaluations, each with several seeds:
+Part 1, demo:minilm on rpi5, encode:128, the default budget: arms spend the same number of full
+evaluations (bench/efficiency_arms.py), several seeds each:
 
-- devicefit: NSGA-II + seed trials + sensitivity + staged evaluation (stage 1
-  rejects over-budget recipes without a model, stage 2 proxies gate stage 3)
-- random: random sampling, every trial fully evaluated
-- nsga2-plain: NSGA-II without seeds, sensitivity or staging
+- devicefit: NSGA-II + seed trials + sensitivity + staged evaluation, as shipped
+- evopress: an EvoPress-style (1+λ) evolutionary search over the same parameters (bench/evopress.py)
+- uniform: every uniform recipe of the runtime's formats, one full evaluation each (deterministic)
+- random: random sampling, every trial fully evaluated (sanity arm)
 
-Hypervolume is computed on (1 - cosine, latency / budget, memory / 16-bit
-memory), reference point (1, 1, 1), and reported relative to the reference front:
-the non-dominated union of every feasible, fully evaluated candidate of every run.
+Every run keeps its full evaluations in order, so the hypervolume after the first k of them is
+read from one run (the checkpoints). Hypervolume is on (quality loss = 1 - cosine,
+latency / budget, memory / 16-bit memory), reference point (1, 1, 1), relative to the reference
+front: the non-dominated union of a long devicefit run (--reference-evals) and every run here.
 
-Evaluations are cached by (stage, recipe) across runs (identical recipes give
-identical results: evaluation is deterministic), so runs that propose the same
-recipe pay once; the counts of evaluations each run *asked for* are reported.
+Part 2 (bench/haq_ratio.py): the HAQ-style ratio on demo:tinylm, decode:128, rpi5 and
+jetson-orin-nano.
 
-    .venv/bin/python bench/search_efficiency.py            # writes docs/search_efficiency.{json,md,png}
+Evaluations are cached by (model, data, stage, recipe) across arms and seeds (evaluation is
+deterministic); each run reports what it asked for and how many models it really built.
+
+    nice -n 5 .venv/bin/python bench/search_efficiency.py            # writes docs/search_efficiency.{json,md}
+    ... --part arms & ... --part haq                                 # the two parts as two processes
+    .venv/bin/python bench/search_efficiency.py --quick              # a small smoke run (results dir only)
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,180 +38,242 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DEVICEFIT_RESULTS", str(ROOT / "devicefit-results" / "bench"))
 
-ARMS = {
-    "devicefit": dict(sampler="nsga2", staged=True, seed_trials=True, use_sensitivity=True),
-    "random": dict(sampler="random", staged=False, seed_trials=False, use_sensitivity=False),
-    "nsga2-plain": dict(sampler="nsga2", staged=False, seed_trials=False, use_sensitivity=False),
-}
+from bench.efficiency_arms import (  # noqa: E402 - after the sys.path entry above
+    Bench,
+    Setting,
+    run_engine_arm,
+    run_evopress_arm,
+    run_uniform_arm,
+)
+from bench.eval_cache import CachedEvaluate  # noqa: E402
+
+ARMS = ("devicefit", "evopress", "uniform", "random")
+REFERENCE_ARM = "reference"  # the long devicefit run
 
 
-class CachedEvaluate:
-    """evaluate() memoised on disk by (stage, recipe): re-runs and repeated recipes cost nothing."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.cache = json.loads(path.read_text()) if path.is_file() else {}
-        self.hits = self.misses = 0
-
-    def __call__(self, task):
-        from search.evaluation import evaluate_task as evaluate
-        from search.executor import EvalResult
-
-        key = f"{task.stage}|{task.recipe.to_json()}"
-        if key in self.cache:
-            self.hits += 1
-            return EvalResult(key=task.key, **self.cache[key])
-        self.misses += 1
-        result = evaluate(task)
-        self.cache[key] = {"quality": result.quality, "memory_bytes": result.memory_bytes, "seconds": result.seconds}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.cache))
-        tmp.replace(self.path)
-        return result
+def normalised(point: dict, bench_norm: dict) -> tuple[float, float, float]:
+    quality = point["quality"]
+    loss = 1.0 - quality["cosine"] if "cosine" in quality else quality["kl"]
+    return (loss, point["latency_ms"] / bench_norm["budget_ms"], point["memory_bytes"] / bench_norm["full_bytes"])
 
 
-def normalised(point: dict, budget_ms: float, full_bytes: float) -> tuple[float, float, float]:
-    return (1.0 - point["cosine"], point["latency_ms"] / budget_ms, point["memory_bytes"] / full_bytes)
+def front_points(evaluated: list[dict], k: int | None, norm: dict) -> list[tuple]:
+    return [normalised(p, norm) for p in evaluated[:k] if p["feasible"]]
 
 
-def run_arm(arm: str, seed: int, args, evaluate) -> dict:
-    from search.engine import run_search
-    from search.executors.local import LocalExecutor
-    from search.spec import SearchSpec
-
-    opts = dict(ARMS[arm])
-    staged = opts["staged"]
-    spec = SearchSpec(model="demo:minilm", device="rpi5", workload="encode:128", seed=seed,
-                      sampler=opts.pop("sampler"), trials=100_000 if staged else args.full_evals,
-                      calib_samples=args.calib_samples, seq_len=args.seq_len, storage="memory://",
-                      study_name=f"bench-{arm}-{seed}-{int(time.time())}")
-    start = time.perf_counter()
-    result = run_search(spec, LocalExecutor(evaluate_fn=evaluate), max_full_evaluations=args.full_evals,
-                        save=False, **opts)
-    from optuna import load_study
-
-    from search.candidates import Candidate
-    from search.study import make_storage
-
-    study = load_study(study_name=result.study, storage=make_storage(spec.storage))
-    candidates = [c for c in (Candidate.from_trial(t, result.metric) for t in study.get_trials()) if c is not None]
-    evaluated = [{"cosine": c.quality["cosine"], "latency_ms": c.latency_ms, "memory_bytes": c.memory_bytes,
-                  "summary": c.recipe.summary()} for c in candidates if c.stage == "full" and c.feasible]
-    return {"arm": arm, "seed": seed, "budget_ms": spec.budget.latency_ms, "seconds": time.perf_counter() - start,
-            "trials": result.trials, "full": result.full_evaluations, "proxy": result.proxy_evaluations,
-            "rejected": result.rejected, "front": [{"cosine": c.quality["cosine"], "latency_ms": c.latency_ms,
-                                                   "memory_bytes": c.memory_bytes, "summary": c.recipe.summary()}
-                                                  for c in result.front],
-            "feasible_points": evaluated}
-
-
-def summarise(runs: list[dict], full_bytes: float) -> tuple[list[dict], list[tuple]]:
+def summarise(runs: list[dict], checkpoints: list[int], norm: dict) -> list[tuple]:
+    """Each run's hv (HV / reference) after its first k full evaluations, for each checkpoint k and its
+    last; the reference front (returned) is the non-dominated union of every run's feasible points."""
     from search.pareto import hypervolume, non_dominated
 
-    budget = runs[0]["budget_ms"]
-    pool = [normalised(p, budget, full_bytes) for r in runs for p in r["feasible_points"]]
+    pool = [q for r in runs for q in front_points(r["evaluated"], None, norm)]
     reference = [pool[i] for i in non_dominated(pool)]
     ref_point = (1.0, 1.0, 1.0)
     ref_hv = hypervolume(reference, ref_point)
     for r in runs:
-        hv = hypervolume([normalised(p, budget, full_bytes) for p in r["front"]], ref_point)
-        r["hypervolume"], r["hv_ratio"] = hv, hv / ref_hv if ref_hv else 0.0
-    return runs, reference
+        n = len(r["evaluated"])
+        r["hv"] = {str(k): hypervolume(front_points(r["evaluated"], k, norm), ref_point) / ref_hv
+                   for k in sorted({*(c for c in checkpoints if c <= n), n})}
+    return reference
 
 
-def write_outputs(runs: list[dict], reference: list[tuple], args, full_bytes: float) -> None:
-    docs = ROOT / "docs"
-    (docs / "search_efficiency.json").write_text(json.dumps(
-        {"runs": runs, "reference_front": reference, "full_evaluations": args.full_evals,
-         "calib_samples": args.calib_samples, "seq_len": args.seq_len, "memory_16bit_bytes": full_bytes}, indent=1))
-    # wall time is left out of the table: cached evaluations make it meaningless (it is in the JSON)
-    lines = ["| arm | seed | HV / reference | front size | trials | stage-1 rejected | proxies | full evals |",
+def median_spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.median(values):.3f} [{min(values):.3f}–{max(values):.3f}]"
+
+
+def hv_table(runs: list[dict], checkpoints: list[int]) -> list[str]:
+    arms = [a for a in (*ARMS, REFERENCE_ARM) if any(r["arm"] == a for r in runs)]
+    cols = sorted({int(k) for r in runs for k in r["hv"] if int(k) in checkpoints or r["arm"] == "uniform"})
+    lines = ["| arm | seeds | " + " | ".join(f"{c} evals" for c in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for arm in arms:
+        mine = [r for r in runs if r["arm"] == arm]
+        cells = []
+        for c in cols:
+            values = [r["hv"][str(c)] for r in mine if str(c) in r["hv"]]
+            cells.append(median_spread(values) if values else "")
+        lines.append(f"| {arm} | {len(mine)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def cost_table(runs: list[dict]) -> list[str]:
+    lines = ["| arm | seed | full evals | proxies asked | stage-1 rejected | models built (new) | wall s |",
+             "|---|---|---|---|---|---|---|"]
+    for r in runs:
+        lines.append(f"| {r['arm']} | {r['seed']} | {r['full']} | {r['requests'].get('proxy', 0)} | "
+                     f"{r['rejected']} | {r['builds']} | {r['seconds']:.0f} |")
+    return lines
+
+
+def haq_table(haq: list[dict]) -> list[str]:
+    lines = ["| device | uniform 8-bit | its perplexity / latency | fastest front member within 1% | "
+             "perplexity / latency | ratio (front) | ratio (any evaluated) | full evals |",
              "|---|---|---|---|---|---|---|---|"]
-    for r in runs:
-        lines.append(f"| {r['arm']} | {r['seed']} | {r['hv_ratio']:.3f} | {len(r['front'])} | {r['trials']} | "
-                     f"{r['rejected']} | {r['proxy']} | {r['full']} |")
-    by_arm: dict[str, list[float]] = {}
-    for r in runs:
-        by_arm.setdefault(r["arm"], []).append(r["hv_ratio"])
-    lines += ["", "| arm | mean HV / reference | min | max |", "|---|---|---|---|"]
-    for arm, ratios in by_arm.items():
-        lines.append(f"| {arm} | {sum(ratios) / len(ratios):.3f} | {min(ratios):.3f} | {max(ratios):.3f} |")
-    (docs / "search_efficiency.md").write_text("\n".join(lines) + "\n")
-    plot(runs, reference, docs / "search_front.png")
+    for h in haq:
+        ref, best = h["reference"], h["best"]
+        ref_name = ref["summary"] + ("" if h["reference_runnable"] else " (not a runtime format)")
+        best_cells = (f"{best['summary']} | {best['quality']['perplexity']:.3f} / {best['latency_ms']:.2f} ms"
+                      if best else "none | –")
+        ratio = f"{h['ratio']:.2f}x" if h["ratio"] else "–"
+        ratio_any = f"{h['ratio_any_evaluated']:.2f}x" if h["ratio_any_evaluated"] else "–"
+        lines.append(f"| {h['device']} | {ref_name} | {ref['quality']['perplexity']:.3f} / "
+                     f"{ref['latency_ms']:.2f} ms | {best_cells} | {ratio} | {ratio_any} | {h['run']['full']} |")
+    return lines
 
 
-def plot(runs: list[dict], reference: list[tuple], path: Path) -> None:
-    import matplotlib
+def write_outputs(out: Path, payload: dict, checkpoints: list[int]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search_efficiency.json").write_text(json.dumps(payload, indent=1))
+    runs = payload["runs"]
+    lines = ["Hypervolume / reference, median [min–max] over seeds, after k full evaluations:", ""]
+    lines += hv_table(runs, checkpoints) if runs else ["(no runs)"]
+    lines += ["", "What each run spent:", ""] + cost_table(runs)
+    if payload.get("haq"):
+        lines += ["", "HAQ-style ratio (uniform 8-bit latency / fastest front member within 1% perplexity):", ""]
+        lines += haq_table(payload["haq"])
+    lines += ["", f"Command: `{payload['command']}`"]
+    (out / "search_efficiency.md").write_text("\n".join(lines) + "\n")
+    if runs:
+        from bench.efficiency_plot import plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    seed = runs[0]["seed"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ref = sorted(reference, key=lambda p: p[1])
-    ax.scatter([p[1] for p in ref], [p[0] for p in ref], s=70, facecolors="none", edgecolors="k",
-               label="reference (union of all runs)")
-    for r, marker in zip([r for r in runs if r["seed"] == seed], "o^s", strict=False):
-        pts = [normalised(p, r["budget_ms"], 1.0) for p in r["front"]]
-        ax.scatter([p[1] for p in pts], [p[0] for p in pts], marker=marker, s=22, alpha=0.8,
-                   label=f"{r['arm']} (seed {seed}, HV {r['hv_ratio']:.2f})")
-    ax.set_yscale("log")
-    ax.set_xlabel("predicted latency / budget (rpi5, encode:128)")
-    ax.set_ylabel("1 - cosine to the 16-bit model (log)")
-    ax.set_title("demo:minilm fronts (latency-quality projection of 3 objectives)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+        plot(runs, payload["reference_front"], payload["arms"]["setting"], out / "search_efficiency.png")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full-evals", type=int, default=60)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    parser.add_argument("--calib-samples", type=int, default=8)
-    parser.add_argument("--seq-len", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--merge", type=Path, nargs="*", default=[],
-                        help="runs.json files of other invocations (e.g. seeds run in another process) to include")
-    parser.add_argument("--cache", type=Path, default=ROOT / "devicefit-results" / "bench" / "eval-cache.json")
-    args = parser.parse_args()
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--part", choices=["all", "arms", "haq"], default="all",
+                   help="run part 1 (arms), part 2 (haq) or both; parts may run as two processes at once: each "
+                        "writes its own results and the report merges whatever exists")
+    p.add_argument("--full-evals", type=int, default=50, help="full evaluations per run")
+    p.add_argument("--checkpoints", type=int, nargs="+", default=[10, 20, 30, 40, 50])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--random-seeds", type=int, nargs="*", default=None, help="seeds of the random arm (default: --seeds)")
+    p.add_argument("--reference-evals", type=int, default=150, help="full evaluations of the long run (0: none)")
+    p.add_argument("--reference-deadline", default=None,
+                   help="UTC HH:MM by which the long run stops, whatever its count (it runs last)")
+    p.add_argument("--evo-targets", type=int, default=4, help="EvoPress level-sum targets (one (1+λ) chain each)")
+    p.add_argument("--evo-lambda", type=int, default=4, help="EvoPress offspring per generation")
+    p.add_argument("--calib-samples", type=int, default=8)
+    p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--haq-evals", type=int, default=30)
+    p.add_argument("--haq-devices", nargs="+", default=["rpi5", "jetson-orin-nano"])
+    p.add_argument("--haq-model", default="demo:tinylm")
+    p.add_argument("--haq-workload", default="decode:128")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="few evaluations, one seed, results dir only (a smoke run)")
+    p.add_argument("--out", type=Path, default=None, help="where the .json/.md go (default docs/, or the results "
+                                                          "dir with --quick)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.full_evals, args.checkpoints, args.seeds = 8, [4, 8], [0]
+        args.reference_evals, args.haq_evals, args.calib_samples, args.seq_len = 10, 6, 4, 32
+    args.results = Path(os.environ["DEVICEFIT_RESULTS"]) / ("quick" if args.quick else "efficiency")
+    args.out = args.out or (args.results if args.quick else ROOT / "docs")
+    return args
 
-    import torch
 
-    torch.set_num_threads(args.threads)
+def deadline_seconds(hhmm: str | None) -> float | None:
+    """Seconds from now until today's UTC HH:MM (None: no deadline)."""
+    if hhmm is None:
+        return None
+    hours, minutes = (int(x) for x in hhmm.split(":"))
+    now = time.gmtime()
+    return (hours * 60 + minutes) * 60 - (now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec)
+
+
+def run_arms(args: argparse.Namespace, part: dict, save) -> None:
     from search.memory import memory_report
     from search.models import load_graph
     from search.recipe import CompressionConfig
 
-    full_bytes = float(memory_report(load_graph("demo:minilm"), CompressionConfig()).total_bytes)
-    args.cache.parent.mkdir(parents=True, exist_ok=True)
-    evaluate = CachedEvaluate(args.cache)
-    runs_path = args.cache.parent / "runs.json"
-    runs = json.loads(runs_path.read_text()) if runs_path.is_file() else []
-    for extra in args.merge:
-        seen = {(r["arm"], r["seed"]) for r in runs}
-        runs += [r for r in json.loads(extra.read_text()) if (r["arm"], r["seed"]) not in seen]
-    # a stored run counts only if it spent this invocation's budget of full evaluations
-    runs = [r for r in runs if r["full"] == args.full_evals]
-    done = {(r["arm"], r["seed"]) for r in runs}
+    evaluate = CachedEvaluate(args.results / "eval-cache-arms.json")
+    setting = Setting("demo:minilm", "rpi5", "encode:128", args.calib_samples, args.seq_len)
+    bench = Bench(setting, evaluate)
+    norm = {"budget_ms": bench.budget_ms,
+            "full_bytes": float(memory_report(load_graph(setting.model), CompressionConfig()).total_bytes)}
+    part.update(setting=vars(setting) | norm, full_evaluations=args.full_evals, checkpoints=args.checkpoints,
+                evo_targets=args.evo_targets, evo_lambda=args.evo_lambda, runs=[])
+
+    def record(run: dict) -> None:
+        part["runs"].append(run)
+        part["reference_front"] = summarise(part["runs"], args.checkpoints, norm)
+        part["evaluate"] = evaluate.counters()
+        save()
+        print(f"{run['arm']} seed {run['seed']}: full {run['full']}, built {run['builds']}, {run['seconds']:.0f}s, "
+              f"HV/ref so far {run['hv']}", flush=True)
+
+    random_seeds = args.seeds if args.random_seeds is None else args.random_seeds
+    if "uniform" in args.arms:
+        record(run_uniform_arm(bench))
     for seed in args.seeds:  # interleaved: every arm of a seed before the next seed
-        for arm in args.arms:
-            if (arm, seed) in done:
-                continue
-            run = run_arm(arm, seed, args, evaluate)
-            runs.append(run)
-            runs_path.write_text(json.dumps(runs))
-            print(f"{arm} seed {seed}: front {len(run['front'])}, full {run['full']}, proxy {run['proxy']}, "
-                  f"rejected {run['rejected']}, {run['seconds']:.0f}s (cache {evaluate.hits} hits, "
-                  f"{evaluate.misses} misses)", flush=True)
-            summarised, reference = summarise([dict(r) for r in runs], full_bytes)
-            write_outputs(summarised, reference, args, full_bytes)
-    runs.sort(key=lambda r: (r["seed"], list(ARMS).index(r["arm"])))
-    summarised, reference = summarise(runs, full_bytes)
-    write_outputs(summarised, reference, args, full_bytes)
-    for r in summarised:
-        print(f"{r['arm']:12s} seed {r['seed']}: HV/ref {r['hv_ratio']:.3f}")
+        if "devicefit" in args.arms:
+            record(run_engine_arm(bench, "devicefit", seed, args.full_evals))
+        if "evopress" in args.arms:
+            record(run_evopress_arm(bench, seed, args.full_evals, args.evo_targets, args.evo_lambda))
+        if "random" in args.arms and seed in random_seeds:
+            record(run_engine_arm(bench, "random", seed, args.full_evals))
+    left = deadline_seconds(args.reference_deadline)
+    if args.reference_evals and (left is None or left > 60):
+        # last: the long run only sharpens the reference; with a deadline it stops there, whatever its count
+        long_run = run_engine_arm(bench, "devicefit", 100, args.reference_evals,
+                                  time_limit=None if left is None else f"{int(left)}s")
+        long_run["arm"] = REFERENCE_ARM
+        record(long_run)
+
+
+def run_haq(args: argparse.Namespace, part: dict, save) -> None:
+    from bench.haq_ratio import haq_ratio
+
+    evaluate = CachedEvaluate(args.results / "eval-cache-haq.json")
+    part.update(haq=[], within=1.01)
+    for device in args.haq_devices:
+        result = haq_ratio(device, evaluate, model=args.haq_model, workload=args.haq_workload,
+                           full_evals=args.haq_evals, seed=0, calib_samples=args.calib_samples, seq_len=args.seq_len)
+        part["haq"].append(result)
+        part["evaluate"] = evaluate.counters()
+        save()
+        print(f"HAQ {device}: ratio {result['ratio']}, any evaluated {result['ratio_any_evaluated']}", flush=True)
+
+
+def report(args: argparse.Namespace) -> None:
+    """docs/search_efficiency.{json,md} from whatever parts have results."""
+    parts = {}
+    for name in ("arms", "haq"):
+        path = args.results / f"part-{name}.json"
+        parts[name] = json.loads(path.read_text()) if path.is_file() else {}
+    arms, haq = parts["arms"], parts["haq"]
+    payload = {"arms": {k: v for k, v in arms.items() if k not in ("runs", "reference_front")},
+               "runs": arms.get("runs", []),
+               "haq_part": {k: v for k, v in haq.items() if k != "haq"}, "haq": haq.get("haq", [])}
+    payload["command"] = arms.get("command") or haq.get("command", "")
+    payload["reference_front"] = arms.get("reference_front", [])
+    write_outputs(args.out, payload, arms.get("checkpoints", args.checkpoints))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    args.results.mkdir(parents=True, exist_ok=True)
+    parts = ["arms", "haq"] if args.part == "all" else [args.part]
+    for name in parts:
+        part = {"command": "nice -n 5 .venv/bin/python bench/search_efficiency.py " + " ".join(sys.argv[1:]),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        path = args.results / f"part-{name}.json"
+
+        def save(part: dict = part, path: Path = path) -> None:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(part, indent=1))
+            tmp.replace(path)
+            report(args)
+
+        (run_arms if name == "arms" else run_haq)(args, part, save)
+        part["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        save()
+    print((args.out / "search_efficiency.md").read_text())
     return 0
 
 
