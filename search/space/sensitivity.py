@@ -38,7 +38,9 @@ def cache_path(spec: SearchSpec, space: RecipeSpace) -> Path:
 
     key = json.dumps({"model": _model_version(spec.model), "text": spec.calibration_text,
                       "n": proxy_rows(spec.data_policy), "seq_len": spec.seq_len, "granularity": spec.space.granularity,
-                      "groups": [g.key for g in space.groups], "probe": probe_bits(space)}, sort_keys=True)
+                      "groups": [g.key for g in space.groups], "probe": probe_bits(space),
+                      # only when set, so the caches of searches without it keep their names
+                      **({"eval_text": spec.eval_text} if spec.eval_text is not None else {})}, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     return results_dir() / ".cache" / f"sensitivity-{digest}.json"
 
