@@ -78,9 +78,9 @@ class SearchSpace(_Frozen):
                                             "(calibration data); each group picks one")
     sparsity_score: Literal["magnitude", "wanda"] | None = Field(
         None, description="older form of sparsity_scores with one score (kept so saved specs still parse)")
-    # GPTQ is offered when listed, not by default: one GPTQ evaluation of demo:minilm costs ~10x a
-    # round-to-nearest one (98 s against 9 s on the 2-core build machine), and nearly every sampled
-    # recipe would hold a GPTQ group
+    # GPTQ is offered when listed, not by default: one GPTQ evaluation of demo:minilm costs 20-40x a
+    # round-to-nearest one (Q4_0: 48 s against 2.3 s; 4-bit g128: 119 s against 3.2 s, on the loaded
+    # 2-core build machine), and nearly every sampled recipe would hold a GPTQ group
     methods: tuple[Literal["rtn", "gptq"], ...] = Field(
         ("rtn",), description="how quantized weights may be rounded: round-to-nearest, or GPTQ "
                               "(calibration data); each group picks one, e.g. ['rtn', 'gptq']")
