@@ -9,7 +9,7 @@ compose.apply asks this object for
 - ``width_values_unused()``: width pruning may slice by structure alone (no activation pass)
   when every layer it slices is a hit and no statistics pass runs on the sliced weights;
 - ``observed_for(misses)``: the hits the misses' statistics pass must still observe;
-- ``embedding_table``: compress_embedding's table cache.
+- ``embedding_table``: compress_embedding's table cache; ``width_energy``: width pruning's.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from torch import nn
 from search.compress.layer_statistics import needs_statistics
 from search.compress.transforms.depth import block_list_path
 from search.compress.variant_cache import VariantCache
-from search.compress.variant_keys import embedding_key, layer_keys
+from search.compress.variant_keys import embedding_key, layer_keys, width_energy_key
 from search.memory import embedding_setting
 from search.recipe import CompressionConfig, LayerCompression
 from search.space.graph import LayerInfo, ModelGraph
@@ -95,6 +95,10 @@ class CachedLayers:
         table = build()
         self.variants.store(embedding_key(setting, self.device), table)
         return table
+
+    def width_energy(self, measure: Callable[[], dict]) -> dict:
+        key = width_energy_key(self.graph, self.recipe, self.calibration, self.device)
+        return self.variants.get_or_build(key, measure)
 
     def store_built(self, built: dict[str, nn.Module]) -> None:
         for name, module in built.items():

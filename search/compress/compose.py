@@ -14,7 +14,8 @@ With a VariantCache (``variants=``), every target layer whose key (search/compre
 was built before is swapped in from the cache and only the misses are compressed: the
 statistics pass runs for the data-aware misses only (not at all when they all hit), width
 pruning skips its activation pass when every layer it slices is a hit (their values are
-replaced anyway: only the shapes and attributes it sets matter), and the working copy shares
+replaced anyway: only the shapes and attributes it sets matter) and otherwise takes the
+activation energies measured for the same kept blocks before, and the working copy shares
 - instead of copying - the weights of the layers that are swapped out. The result is
 bit-identical to a build without the cache (tests/compress/test_variant_cache.py).
 """
@@ -66,7 +67,8 @@ def apply(model: nn.Module, recipe: CompressionConfig, calibration: torch.Tensor
     transform("depth")(new, graph, recipe)
     width_from_cache = cached is not None and cached.width_values_unused()
     transform("width")(new, graph, recipe, calibration=None if width_from_cache else calibration,
-                       structure_only=structure_only or width_from_cache)
+                       structure_only=structure_only or width_from_cache,
+                       energy_cache=cached.width_energy if cached else None)
     if structure_only:
         for name, setting in targets.items():
             new.set_submodule(name, _empty_module(new.get_submodule(name), setting))

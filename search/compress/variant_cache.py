@@ -14,6 +14,8 @@ Rules that keep the cache honest:
   buffers costs little next to building them (bench/variant_cache.py);
 - memory only, bounded in bytes, least recently used first out; one lock, so the threads of
   an in-process executor may share it.
+Besides modules it keeps small measurements the same way (width pruning's activation energies:
+a dict of tensors).
 """
 
 from __future__ import annotations
@@ -25,16 +27,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
+import torch
 from torch import nn
 
 DEFAULT_MAX_BYTES = 1 << 30
 
 
-def module_bytes(module: nn.Module) -> int:
-    """Bytes of a module's parameters and buffers (shared storages once)."""
+def value_bytes(value: nn.Module | dict[str, torch.Tensor]) -> int:
+    """Bytes of a module's parameters and buffers, or of a dict's tensors (shared storages once)."""
+    tensors = [*value.parameters(), *value.buffers()] if isinstance(value, nn.Module) else list(value.values())
     seen: set[int] = set()
     total = 0
-    for t in [*module.parameters(), *module.buffers()]:
+    for t in tensors:
         ptr = t.untyped_storage().data_ptr()
         if ptr not in seen:
             seen.add(ptr)
@@ -43,14 +47,15 @@ def module_bytes(module: nn.Module) -> int:
 
 
 class VariantCache:
-    """key -> compressed nn.Module, at most ``max_bytes`` of tensors, least recently used evicted first."""
+    """key -> compressed nn.Module (or dict of tensors), at most ``max_bytes`` of tensors, least recently used
+    evicted first."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
         if max_bytes < 0:
             raise ValueError(f"max_bytes {max_bytes} must be >= 0")
         self.max_bytes = max_bytes
         self.hits = self.misses = self.evictions = 0
-        self._entries: OrderedDict[Hashable, tuple[nn.Module, int]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self._source: weakref.ref | None = None
@@ -65,8 +70,8 @@ class VariantCache:
             elif bound is not model:
                 raise ValueError("this VariantCache holds layers of another model; use one cache per source model")
 
-    def get(self, key: Hashable) -> nn.Module | None:
-        """A private copy of the stored module, or None (counted as a hit or a miss)."""
+    def get(self, key: Hashable) -> Any:
+        """A private copy of the stored value, or None (counted as a hit or a miss)."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -77,12 +82,12 @@ class VariantCache:
             stored = entry[0]
         return copy.deepcopy(stored)  # outside the lock: stored entries are never mutated
 
-    def store(self, key: Hashable, module: nn.Module) -> None:
-        """Keep a copy of ``module`` (the caller keeps using the original); too big for the bound: not kept."""
-        size = module_bytes(module)
+    def store(self, key: Hashable, value: Any) -> None:
+        """Keep a copy of ``value`` (the caller keeps using the original); too big for the bound: not kept."""
+        size = value_bytes(value)
         if size > self.max_bytes:
             return
-        kept = copy.deepcopy(module)
+        kept = copy.deepcopy(value)
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
@@ -94,13 +99,13 @@ class VariantCache:
                 self._bytes -= evicted
                 self.evictions += 1
 
-    def get_or_build(self, key: Hashable, build: Callable[[], nn.Module]) -> nn.Module:
-        """The cached module, or ``build()``'s (then stored)."""
-        module = self.get(key)
-        if module is None:
-            module = build()
-            self.store(key, module)
-        return module
+    def get_or_build(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """The cached value, or ``build()``'s (then stored)."""
+        value = self.get(key)
+        if value is None:
+            value = build()
+            self.store(key, value)
+        return value
 
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:

@@ -12,7 +12,9 @@ computed from is in its key, or the cache lies:
   measured on the whole depth- and width-pruned model, with the data-aware factorised layers
   installed as their fp32 factors (layer_statistics._attach_input_norms), so the key holds
   the rows, keep_blocks, both widths and the (layer, rank) of those factorised layers.
-The token embedding table depends on its setting alone (it is never sliced).
+The token embedding table depends on its setting alone (it is never sliced). Width pruning's
+activation energies are measured on the depth-pruned full-width model: they depend on the kept
+blocks, the calibration rows and which of heads / neurons are measured, not on the widths.
 """
 
 from __future__ import annotations
@@ -80,3 +82,10 @@ def layer_keys(graph: ModelGraph, recipe: CompressionConfig, targets: dict[str, 
 
 def embedding_key(setting: LayerCompression, device: torch.device) -> tuple:
     return ("embedding", setting.model_dump_json(), str(device))
+
+
+def width_energy_key(graph: ModelGraph, recipe: CompressionConfig, calibration: torch.Tensor | None,
+                     device: torch.device) -> tuple:
+    kept_kv, neurons = _kept_widths(graph, recipe)
+    return ("width energy", calibration_digest(calibration), recipe.keep_blocks, kept_kv < graph.num_kv_heads,
+            neurons < graph.intermediate_size, str(device))

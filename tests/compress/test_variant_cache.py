@@ -84,7 +84,7 @@ def test_data_aware_layers_miss_when_what_feeds_them_changes():
     fewer_blocks = CompressionConfig.uniform(sparsity=0.5, sparsity_score="wanda", keep_blocks=(0, 1, 3))
     assert _misses(model, fewer_blocks, cache, calib) == 22
     narrower = CompressionConfig.uniform(sparsity=0.5, sparsity_score="wanda", width=0.5)
-    assert _misses(model, narrower, cache, calib) == 29
+    assert _misses(model, narrower, cache, calib) == 29 + 1  # and width pruning's activation energies
     assert _misses(model, wanda, cache, calib.flip(0)) == 29  # other calibration rows
     # magnitude pruning reads the weights only: the same layers hit whatever blocks are dropped
     magnitude = CompressionConfig.uniform(sparsity=0.5)
@@ -122,6 +122,19 @@ def test_a_partial_hit_measures_statistics_with_the_cached_factorised_layers_in_
     hits = cache.hits
     assert_identical(apply(model, second, calib, variants=cache), apply(model, second, calib), calib)
     assert cache.hits > hits
+
+
+def test_width_pruning_reuses_the_activation_energies_of_the_same_kept_blocks():
+    model, calib = tiny_model("llama"), token_batch(2, 12)
+    cache = VariantCache()
+    apply(model, CompressionConfig.uniform(bits=4, group_size=32, width=0.5), calib, variants=cache)
+    hits = cache.hits
+    other = CompressionConfig.uniform(bits=8, group_size=32, width=0.75)  # every layer new, the energies not
+    assert_identical(apply(model, other, calib, variants=cache), apply(model, other, calib), calib)
+    assert cache.hits == hits + 1
+    fewer_blocks = other.model_copy(update={"keep_blocks": (0, 2, 3)})
+    assert_identical(apply(model, fewer_blocks, calib, variants=cache), apply(model, fewer_blocks, calib), calib)
+    assert cache.hits == hits + 1 + 3 * 4 + 1  # the unsliced attention layers and lm_head hit, the energies miss
 
 
 def test_the_byte_bound_evicts_least_recently_used():

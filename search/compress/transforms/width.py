@@ -15,6 +15,8 @@ the neuron / head owns. With zero weights a neuron/head scores 0 either way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -147,7 +149,10 @@ def _update_attributes(model: nn.Module, graph: ModelGraph, kept_heads: int, kep
 
 @model_transform("width")
 def slice_width(model: nn.Module, graph: ModelGraph, recipe: CompressionConfig,
-                calibration: torch.Tensor | None = None, structure_only: bool = False, **_) -> None:
+                calibration: torch.Tensor | None = None, structure_only: bool = False,
+                energy_cache: Callable[[Callable[[], dict]], dict] | None = None, **_) -> None:
+    """energy_cache(measure): the activation energies, from a cache of earlier measurements (apply's
+    VariantCache: they depend on the kept blocks and the calibration rows, not on the widths)."""
     width = recipe.width
     heads_changed = graph.kept_kv_heads(width.heads) < graph.num_kv_heads
     mlp_changed = graph.kept_neurons(width.mlp) < graph.intermediate_size
@@ -163,7 +168,8 @@ def slice_width(model: nn.Module, graph: ModelGraph, recipe: CompressionConfig,
                 probes[f"{i}.o"] = layers["o"]
             if mlp_changed:
                 probes[f"{i}.mlp"] = layers[down]
-        energy = input_sq_norms(model, probes, calibration)
+        energy = (input_sq_norms(model, probes, calibration) if energy_cache is None
+                  else energy_cache(lambda: input_sq_norms(model, probes, calibration)))
     kept_kv, neurons = graph.kept_kv_heads(width.heads), graph.kept_neurons(width.mlp)
     for i, layers in enumerate(blocks):
         if heads_changed:
