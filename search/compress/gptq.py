@@ -72,7 +72,7 @@ def gptq(weight: torch.Tensor, hessian: torch.Tensor, group_size: int | None, fi
     w = weight.detach().to(torch.float32).clone()
     if keep is not None:
         w = w * keep
-    h = hessian.detach().to(device=w.device, dtype=torch.float64).clone()
+    h = hessian.detach().to(device=w.device, dtype=torch.float32).clone()  # float32 as in the paper's code
     dead = torch.diagonal(h) <= 0  # inputs that were always 0: no information, plain rounding
     h[dead, dead] = 1.0
     static = act_order or n_groups == 1
@@ -84,7 +84,7 @@ def gptq(weight: torch.Tensor, hessian: torch.Tensor, group_size: int | None, fi
              else torch.arange(cols, device=h.device))
     w, h = w[:, order], h[order][:, order]
     keep_p = keep[:, order] if keep is not None else None
-    u = _inverse_cholesky(h, damping).to(torch.float32)
+    u = _inverse_cholesky(h, damping)
     codes = torch.zeros(rows, cols, dtype=torch.float32, device=w.device)
     columns = order.tolist()
     block = BLOCK_COLUMNS if static else g * max(1, BLOCK_COLUMNS // g)  # whole groups in a block

@@ -183,3 +183,37 @@ def test_gguf_export_of_a_gptq_candidate_holds_the_scored_weights(tiny_llama, tm
     assert not np.array_equal(layer.mlp.up_proj.blocks.numpy(),
                               quantize_rows(tiny_llama.model.model.layers[1].mlp.up_proj.weight.detach().numpy(),
                                             "Q4_0"))  # the export is GPTQ's, not a re-encoding
+
+
+# ---- on the demo models (slow: real models, calibration and scoring) -----------------------------------
+
+DEMO_CASES = [("demo:minilm", {"bits": 4, "group_size": 128}), ("demo:minilm", {"bits": 3, "group_size": 128}),
+              ("demo:minilm", {"format": "Q4_0"}),  # 384-wide layers: no K-quant applies
+              ("demo:tinylm", {"bits": 4, "group_size": 128}), ("demo:tinylm", {"bits": 3, "group_size": 128}),
+              ("demo:tinylm", {"format": "Q4_K"}), ("demo:tinylm", {"format": "Q3_K"}),
+              ("demo:tinylm", {"format": "Q4_0"})]
+
+
+@pytest.fixture(scope="module")
+def demo_models():
+    from search.models import load_model
+
+    cache = {}
+    return lambda ref: cache.setdefault(ref, load_model(ref))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("ref", "setting"), DEMO_CASES, ids=lambda v: v if isinstance(v, str) else
+                         v.get("format") or f"{v['bits']}b")
+def test_gptq_beats_round_to_nearest_on_the_demo_models(demo_models, ref, setting):
+    from search.evaluation import score
+
+    loaded, policy = demo_models(ref), DataPolicy(eval_rows=8)
+    quality = {}
+    for method in ("rtn", "gptq"):
+        recipe = parse_recipe({"layers": {"_default": {**setting, "method": method}}})
+        quality[method] = score(loaded, compress(loaded, recipe, policy), policy, recipe=recipe)
+    if "cosine" in quality["rtn"]:
+        assert quality["gptq"]["cosine"] > quality["rtn"]["cosine"], quality
+    else:
+        assert quality["gptq"]["kl"] < quality["rtn"]["kl"], quality
