@@ -209,18 +209,7 @@ def evaluation_batches(tokenizer: Any, text: str | os.PathLike | None, eval_text
     return calibration_batches(tokenizer, text, "eval", n, seq_len)
 
 
-def check_eval_rows(model_ref: str, policy: Any) -> None:
-    """Refuse now, with its token count, a held-out evaluation text too short for the policy's rows.
-
-    Only the model's tokenizer is loaded (no weights), so a search (or the service) refuses it
-    before any trial runs; without ``eval_text`` there is nothing to check here.
-    """
-    if getattr(policy, "eval_text", None) is None:
-        return
-    from search.hf_models import load_tokenizer
-    from search.models import load_config_dict, resolve_ref
-
-    target = resolve_ref(model_ref)
-    if isinstance(target, Path) and target.is_dir() and (target / "recipe.json").is_file():
-        return  # a devicefit export brings its source's tokenizer: its evaluation checks the text
-    policy.eval_batches(load_tokenizer(target, load_config_dict(model_ref)))
+def policy_eval_batches(tokenizer: Any, policy: Any, rows: int | None = None) -> torch.Tensor:
+    """A DataPolicy's evaluation rows (``rows``, default policy.eval_rows)."""
+    return evaluation_batches(tokenizer, policy.text, policy.eval_text, policy.eval_rows if rows is None else rows,
+                              policy.seq_len)

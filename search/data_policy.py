@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 DEFAULT_CALIB_ROWS = 8
 DEFAULT_EVAL_ROWS = 16
@@ -46,13 +46,6 @@ class DataPolicy(BaseModel):
 
     def eval_text_sha256(self) -> str | None:
         return None if self.eval_text is None else _sha256(self.eval_text)
-
-    def eval_batches(self, tokenizer: Any, rows: int | None = None) -> torch.Tensor:
-        """The evaluation rows (``rows``, default eval_rows): from eval_text when given, else text's eval part."""
-        from search.data import evaluation_batches
-
-        return evaluation_batches(tokenizer, self.text, self.eval_text, self.eval_rows if rows is None else rows,
-                                  self.seq_len)
 
     def record(self) -> dict[str, Any]:
         """What a trial records: the numbers, and each text itself when it is short (else its hash;

@@ -55,6 +55,26 @@ def check_sizes(graph: ModelGraph, rows: int, seq_len: int) -> None:
                              f"positions; use --seq-len {graph.max_positions} or less")
 
 
+def check_eval_rows(model_ref: str, policy: DataPolicy) -> None:
+    """Refuse now, with its token count, a held-out evaluation text too short for the policy's rows.
+
+    Only the model's tokenizer is loaded (no weights), so a search (or the service) refuses it
+    before any trial runs; without ``eval_text`` there is nothing to check here.
+    """
+    if policy.eval_text is None:
+        return
+    from pathlib import Path
+
+    from search.data import policy_eval_batches
+    from search.hf_models import load_tokenizer
+    from search.models import load_config_dict, resolve_ref
+
+    target = resolve_ref(model_ref)
+    if isinstance(target, Path) and target.is_dir() and (target / "recipe.json").is_file():
+        return  # a devicefit export brings its source's tokenizer: its evaluation checks the text
+    policy_eval_batches(load_tokenizer(target, load_config_dict(model_ref)), policy)
+
+
 def needs_calibration(recipe: CompressionConfig) -> bool:
     """Wanda scores, GPTQ's rounding and width-pruning importance look at activations; everything else
     is data-free."""
@@ -76,6 +96,7 @@ _EVALUATORS: OrderedDict[tuple, Any] = OrderedDict()  # (id(loaded), policy, row
 
 def quality_evaluator(loaded: LoadedModel, policy: DataPolicy, rows: int | None = None) -> Any:
     """A QualityEvaluator of ``loaded`` on ``rows`` (default policy.eval_rows) rows of the evaluation text."""
+    from search.data import policy_eval_batches
     from search.evaluators.quality import QualityEvaluator
 
     n = policy.eval_rows if rows is None else rows
@@ -84,7 +105,7 @@ def quality_evaluator(loaded: LoadedModel, policy: DataPolicy, rows: int | None 
         _EVALUATORS.move_to_end(key)
         return _EVALUATORS[key][1]
     check_sizes(loaded.graph, n, policy.seq_len)
-    evaluator = QualityEvaluator(loaded, policy.eval_batches(loaded.tokenizer, n))
+    evaluator = QualityEvaluator(loaded, policy_eval_batches(loaded.tokenizer, policy, n))
     _EVALUATORS[key] = (loaded, evaluator)  # holding loaded keeps its id from being reused
     while len(_EVALUATORS) > 8:
         _EVALUATORS.popitem(last=False)

@@ -194,7 +194,7 @@ class SearchSpec(_Frozen):
                              "text); send UTF-8 text") from None
         # a token covers at least one byte (plus one for a tokenizer's leading space) and an encoder's
         # row holds seq_len - 2 text tokens: fewer bytes can never fill the rows. The exact count needs
-        # the model's tokenizer (search.data.check_eval_rows).
+        # the model's tokenizer (search.evaluation.check_eval_rows).
         rows, seq_len = info.data.get("calib_samples"), info.data.get("seq_len")
         if rows is not None and seq_len is not None and have + 1 < rows * (seq_len - 2):
             raise ValueError(f"eval_text has {have:,} bytes, so at most {have + 1:,} tokens, but {rows} "

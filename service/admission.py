@@ -82,8 +82,8 @@ def check_limits(spec: SearchSpec, limits: Limits) -> SearchSpec:
 def check_eval_text(spec: SearchSpec) -> None:
     """A held-out eval_text too short for the evaluation rows is a 422 now (counted with the model's
     tokenizer), not a job that fails once a worker picks it up."""
-    from search.data import check_eval_rows
     from search.errors import DeviceFitError, ModelError
+    from search.evaluation import check_eval_rows
 
     try:
         check_eval_rows(spec.model, spec.data_policy)

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from search.cli.recipe_args import add_recipe_args, recipe_from_args
+from search.cli.text_args import texts_from_args
 from search.data_policy import DataPolicy
 from search.errors import DeviceFitError
 
@@ -43,16 +44,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def texts_from_args(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """(calibration text, evaluation text) of --calibration / --eval-text; None where not given."""
-    from search.data import read_text_file
-
-    calibration = getattr(args, "calibration", None)
-    held_out = getattr(args, "eval_text", None)
-    return (read_text_file(calibration) if calibration else None,
-            read_text_file(held_out, "evaluation text") if held_out else None)
-
-
 def policy_from_args(args: argparse.Namespace, default: DataPolicy | None = None,
                      texts: tuple[str | None, str | None] | None = None) -> DataPolicy:
     """The data policy the options describe; options left out keep ``default``'s values.
@@ -85,8 +76,7 @@ def recorded_export_policy(ref: str, texts: tuple[str | None, str | None]) -> Da
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.data import check_eval_rows
-    from search.evaluation import check_sizes, evaluate_recipe, loaded_model
+    from search.evaluation import check_eval_rows, check_sizes, evaluate_recipe, loaded_model
     from search.export_candidate import evaluate_export, export_source
     from search.memory import memory_report
     from search.models import load_graph

@@ -94,8 +94,8 @@ def spec_from_args(args: argparse.Namespace) -> SearchSpec:
 
 def run(args: argparse.Namespace) -> int:
     from search.cli.front_table import front_heading, front_table
-    from search.data import check_eval_rows
     from search.engine import preflight, run_search
+    from search.evaluation import check_eval_rows
     from search.executors.local import LocalExecutor
 
     spec = spec_from_args(args)

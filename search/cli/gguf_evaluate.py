@@ -13,7 +13,7 @@ _RECIPE_OPTIONS = ("recipe", "format", "bits", "sparsity", "rank", "width", "hea
 
 
 def run_gguf_evaluate(args: argparse.Namespace) -> int:
-    from search.cli.cmd_evaluate import texts_from_args
+    from search.cli.text_args import texts_from_args
     from search.data_policy import DataPolicy
     from search.runtimes.llamacpp_quality import evaluate_gguf, read_gguf_info
 

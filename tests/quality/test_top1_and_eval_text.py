@@ -9,7 +9,7 @@ import json
 import pytest
 
 from search.cli.main import main
-from search.data import MAX_TEXT_FILE_BYTES, calibration_batches, default_documents
+from search.data import MAX_TEXT_FILE_BYTES, calibration_batches, default_documents, policy_eval_batches
 from search.data_policy import DataPolicy
 from search.errors import SpecError
 from search.evaluators.quality import QualityEvaluator, metric_names
@@ -27,7 +27,7 @@ def test_top1_is_one_for_the_model_against_itself_and_drops_for_a_2bit_student(t
     from search.evaluation import compress
 
     assert metric_names(tiny_llama.graph) == ("kl", "perplexity", "top1")
-    batches = SMALL.eval_batches(tiny_llama.tokenizer)
+    batches = policy_eval_batches(tiny_llama.tokenizer, SMALL)
     evaluator = QualityEvaluator(tiny_llama, batches)
     assert evaluator.evaluate(tiny_llama.model)["top1"] == 1.0
 
@@ -53,16 +53,16 @@ def test_encoders_keep_cosine_alone():
 def test_eval_text_gives_the_evaluation_rows_and_leaves_calibration_alone(tiny_llama):
     tok = tiny_llama.tokenizer  # bytes: a row decodes back to the text it came from
     held = SMALL.model_copy(update={"eval_text": HELD_OUT})
-    rows = held.eval_batches(tok)
-    assert not rows.equal(SMALL.eval_batches(tok))
+    rows = policy_eval_batches(tok, held)
+    assert not rows.equal(policy_eval_batches(tok, SMALL))
     assert all(bytes(row.tolist()) in HELD_OUT.encode("utf-8") for row in rows)
     # calibration still takes the calib part of the calibration text
     assert calibration_batches(tok, held.text, "calib", 2, 32).equal(calibration_batches(tok, None, "calib", 2, 32))
     # all of it is usable: exactly rows x seq_len tokens suffice (as a calibration text, 80% would calibrate)
     exact = "abcdefgh" * 16
-    assert DataPolicy(eval_text=exact, eval_rows=4, seq_len=32).eval_batches(tok).shape == (4, 32)
+    assert policy_eval_batches(tok, DataPolicy(eval_text=exact, eval_rows=4, seq_len=32)).shape == (4, 32)
     with pytest.raises(SpecError, match="has only 128 tokens, but 5 samples x 32 tokens need 160"):
-        DataPolicy(eval_text=exact, eval_rows=5, seq_len=32).eval_batches(tok)
+        policy_eval_batches(tok, DataPolicy(eval_text=exact, eval_rows=5, seq_len=32))
 
 
 def test_eval_text_is_scored_on_and_recorded_with_the_candidate(tiny_llama):
