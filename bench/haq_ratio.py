@@ -11,7 +11,8 @@ The budget is the uncompressed model's predicted latency, so every compressed re
 and the search is free to trade quality for speed. Uniform 8-bit is the runtime's 8-bit format
 (Q8_0 for llama.cpp, 8-bit RTN at the first group size otherwise); where the runtime has no 8-bit
 format (MLC: 16/4/3 bits), 8-bit RTN with group size 32 is scored and predicted all the same and
-flagged ``reference_runnable: false``.
+flagged ``reference_runnable: false``. ``quantization_ceiling`` is uniform 8-bit's latency over the
+fastest uniform recipe's, whatever its quality: the most quantization alone can give on that workload.
 """
 
 from __future__ import annotations
@@ -65,10 +66,13 @@ def haq_ratio(device: str, evaluate: Any, *, model: str, workload: str, full_eva
         return min(within, key=lambda p: p["latency_ms"]) if within else None
 
     best, best_any = fastest(front), fastest(feasible)
+    # what quantization alone could give at any quality: the fastest uniform recipe of the runtime's formats
+    fastest_uniform = min(bench.cheap(bench.space.recipe(p)).latency_ms for p in uniform_params(bench.space))
     return {"device": device, "model": model, "workload": workload, "budget_ms": bench.budget_ms,
             "reference": reference, "reference_runnable": runnable, "threshold_perplexity": threshold,
             "best": best, "ratio": reference["latency_ms"] / best["latency_ms"] if best else None,
             "best_any_evaluated": best_any,
             "ratio_any_evaluated": reference["latency_ms"] / best_any["latency_ms"] if best_any else None,
+            "quantization_ceiling": reference["latency_ms"] / fastest_uniform,
             "front_size": len(front), "run": {k: v for k, v in run.items() if k != "evaluated"},
             "evaluated": run["evaluated"]}

@@ -108,8 +108,8 @@ def cost_table(runs: list[dict]) -> list[str]:
 
 def haq_table(haq: list[dict]) -> list[str]:
     lines = ["| device | uniform 8-bit | its perplexity / latency | fastest front member within 1% | "
-             "perplexity / latency | ratio (front) | ratio (any evaluated) | full evals |",
-             "|---|---|---|---|---|---|---|---|"]
+             "perplexity / latency | ratio (front) | ratio (any evaluated) | quantization-only ceiling | full evals |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for h in haq:
         ref, best = h["reference"], h["best"]
         ref_name = ref["summary"] + ("" if h["reference_runnable"] else " (not a runtime format)")
@@ -118,7 +118,8 @@ def haq_table(haq: list[dict]) -> list[str]:
         ratio = f"{h['ratio']:.2f}x" if h["ratio"] else "–"
         ratio_any = f"{h['ratio_any_evaluated']:.2f}x" if h["ratio_any_evaluated"] else "–"
         lines.append(f"| {h['device']} | {ref_name} | {ref['quality']['perplexity']:.3f} / "
-                     f"{ref['latency_ms']:.2f} ms | {best_cells} | {ratio} | {ratio_any} | {h['run']['full']} |")
+                     f"{ref['latency_ms']:.2f} ms | {best_cells} | {ratio} | {ratio_any} | "
+                     f"{h['quantization_ceiling']:.2f}x | {h['run']['full']} |")
     return lines
 
 
