@@ -74,8 +74,8 @@ def table(rows: list[dict]) -> str:
             if not got:
                 continue
             for metric in metrics:
-                cells = [f"{got[k][metric]:.4f}" if k in got else "" for k in
-                         (("rtn", False), ("gptq", False), ("gptq", True))]
+                cells = [(f"{got[k][metric]:.2e}" if metric == "kl" else f"{got[k][metric]:.4f}") if k in got else ""
+                         for k in (("rtn", False), ("gptq", False), ("gptq", True))]
                 lines.append(f"| {model} | {label} | {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -84,8 +84,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "docs" / "gptq_vs_rtn.json"))
     ap.add_argument("--models", nargs="+", default=["demo:minilm", "demo:tinylm"])
+    ap.add_argument("--table", action="store_true", help="only print the table of an existing --out file")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: build times comparable on a busy host)")
     args = ap.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.out).read_text())["rows"]))
+        return
     import torch
 
     torch.set_num_threads(args.threads)
