@@ -181,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
                       + (f", {result['hits']} hits / {result['misses']} misses" if "hits" in result else "") + ")",
                       flush=True)
     summary = {arm: summarise(s) for arm, s in samples.items()}
+    for arm, (which, cache) in ARMS.items():  # paired with the cache-off pass of the same repeat
+        if cache != "off":
+            pairs = zip(samples[arm], samples[f"off/{which}"], strict=True)
+            ratios = [on["evals_per_min"] / off["evals_per_min"] for on, off in pairs]
+            summary[arm]["speedup_vs_off_same_repeat"] = {"median": statistics.median(ratios), "min": min(ratios),
+                                                         "max": max(ratios)}
     record = {
         "command": f".venv/bin/python bench/variant_cache.py --recipes {args.recipes} --repeats {args.repeats} "
                    f"--threads {args.threads} --seed {args.seed}",
@@ -197,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     for arm, s in summary.items():
         e = s["evals_per_min"]
-        print(f"{arm:16s} median {e['median']:6.1f} evals/min (min {e['min']:.1f}, max {e['max']:.1f})")
+        ratio = s.get("speedup_vs_off_same_repeat")
+        print(f"{arm:16s} median {e['median']:6.1f} evals/min (min {e['min']:.1f}, max {e['max']:.1f}), compress "
+              f"{s['median_compress_s_per_eval']:.3f} s/eval" + (f", x{ratio['median']:.2f} vs off" if ratio else ""))
     print(f"qualities identical to cache off: {identical}; wrote {args.out}")
     return 0 if identical else 1
 
