@@ -24,12 +24,15 @@ RECIPES = {
     "lowrank": CompressionConfig.uniform(rank=0.5, bits=8, group_size=32),
     "magnitude 2:4": CompressionConfig.uniform(bits=4, group_size=32, sparsity=0.5, sparsity_pattern="2:4"),
     "wanda": CompressionConfig.uniform(sparsity=0.5, sparsity_score="wanda"),
+    "gptq": CompressionConfig.uniform(bits=4, group_size=32, method="gptq"),
+    "gptq gguf": parse_recipe({"layers": {"_default": {"format": "Q4_0", "method": "gptq"}}}),
     "width": CompressionConfig.uniform(bits=8, group_size=32, width=0.5, heads=0.5),
     "depth": CompressionConfig.uniform(bits=4, group_size=32, keep_blocks=(0, 2)),
     "mixed": parse_recipe({
         "layers": {"_default": {"bits": 4, "group_size": 32},
                    Q: {"sparsity": 0.5, "sparsity_score": "wanda", "rank": 0.5},
-                   FC2: {"sparsity": 0.25, "sparsity_score": "wanda", "bits": 8, "group_size": 32},
+                   FC2: {"sparsity": 0.25, "sparsity_score": "wanda", "bits": 8, "group_size": 32,
+                         "method": "gptq"},
                    K: {"bits": 16}},
         "width": {"mlp": 0.5}, "keep_blocks": [0, 2], "embedding": {"bits": 8, "group_size": 32}}),
 }
@@ -90,6 +93,9 @@ def test_data_aware_layers_miss_when_what_feeds_them_changes():
     magnitude = CompressionConfig.uniform(sparsity=0.5)
     assert _misses(model, magnitude, cache, calib) == 29
     assert _misses(model, magnitude.model_copy(update={"keep_blocks": (0, 1, 3)}), cache, calib) == 0
+    gptq = CompressionConfig.uniform(bits=4, group_size=32, method="gptq")
+    assert _misses(model, gptq, cache, calib) == 29
+    assert _misses(model, gptq.model_copy(update={"keep_blocks": (0, 1, 3)}), cache, calib) == 22
     for recipe in (fewer_blocks, narrower):
         assert_identical(apply(model, recipe, calib, variants=cache), apply(model, recipe, calib), calib)
 
