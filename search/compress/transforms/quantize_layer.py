@@ -48,7 +48,7 @@ def store(layer: WorkLayer, setting: LayerCompression) -> nn.Module:
         tensors["mask"] = pack_mask(layer.keep)
     if setting.quantized and setting.method == "gptq":
         # the element mask (unstructured / 2:4) is kept exact; channel sparsity already removed its rows
-        q = gptq_quantized(weight, _hessian(layer, setting), setting.bits, setting.group_size, setting.symmetric,
+        q = gptq_quantized(weight, _hessian(layer), setting.bits, setting.group_size, setting.symmetric,
                            act_order=setting.act_order, keep=layer.keep)
     elif setting.quantized:
         q = quantize_groups(weight, setting.bits, setting.group_size, setting.symmetric)
@@ -77,7 +77,7 @@ def store_in_format(layer: WorkLayer, setting: LayerCompression, name: str = "la
         bias = layer.bias.to(torch.bfloat16) if layer.bias is not None else None
         return plain_linear(layer.weight.to(torch.bfloat16), bias)
     if setting.quantized and setting.method == "gptq":
-        blocks = gptq_blocks(layer.weight, _hessian(layer, setting, name), setting.format,
+        blocks = gptq_blocks(layer.weight, _hessian(layer), setting.format,
                              act_order=setting.act_order)
         bias = layer.bias.detach().to(torch.bfloat16).clone() if layer.bias is not None else None
         return GgufLinear(setting.format, layer.in_features, layer.out_features,
@@ -85,11 +85,10 @@ def store_in_format(layer: WorkLayer, setting: LayerCompression, name: str = "la
     return GgufLinear.from_weight(layer.weight, layer.bias, setting.format, name)
 
 
-def _hessian(layer: WorkLayer, setting: LayerCompression, name: str | None = None) -> torch.Tensor:
+def _hessian(layer: WorkLayer) -> torch.Tensor:
     """The layer's summed X^T X for GPTQ, or a RecipeError when no calibration data was given."""
     if layer.in_hessian is None:
-        where = f"layer {name!r}: " if name else ""
-        raise RecipeError(f"{where}method 'gptq' needs calibration data (the layers' inputs on calibration rows); "
+        raise RecipeError("method 'gptq' needs calibration data (the layers' inputs on calibration rows): "
                           "build the model through search.evaluation.compress with a DataPolicy, or pass "
                           "calibration token rows to apply()")
     return layer.in_hessian
