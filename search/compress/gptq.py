@@ -39,12 +39,14 @@ class GroupGrid:
     qmax: torch.Tensor | int
     params: Any = None  # what the format needs to store the group (its block parameters)
 
+    def __post_init__(self) -> None:
+        # a zero scale (an all-zero block) reconstructs every code as the offset: any code in range will do
+        self._divisor = torch.where(self.scale != 0, self.scale, torch.ones_like(self.scale))
+
     def nearest(self, w: torch.Tensor, k: int) -> torch.Tensor:
-        """float32 codes [rows] of column k of the group closest to w [rows] (0 on a zero scale)."""
-        a = self.scale[:, k]
+        """float32 codes [rows] of column k of the group closest to w [rows]."""
         t = w - self.offset[:, k] if self.offset is not None else w
-        t = torch.where(a != 0, t / torch.where(a != 0, a, torch.ones_like(a)), torch.zeros_like(t))
-        return torch.clamp(torch.round(t), self.qmin, self.qmax)
+        return torch.clamp(torch.round(t / self._divisor[:, k]), self.qmin, self.qmax)
 
     def value(self, q: torch.Tensor, k: int) -> torch.Tensor:
         v = self.scale[:, k] * q
@@ -99,10 +101,10 @@ def gptq(weight: torch.Tensor, hessian: torch.Tensor, group_size: int | None, fi
             grid = grids[group]
             q = grid.nearest(w1[:, i], k)
             if keep_p is not None:
-                q = torch.where(keep_p[:, i1 + i], q, torch.zeros_like(q))
+                q = q * keep_p[:, i1 + i]  # pruned: code 0, value exactly 0
             codes[:, i1 + i] = q
             err = (w1[:, i] - grid.value(q, k)) / u1[i, i]
-            w1[:, i:] -= err.unsqueeze(1) * u1[i, i:].unsqueeze(0)
+            w1[:, i:].addr_(err, u1[i, i:], alpha=-1.0)
             err1[:, i] = err
         w[:, i2:] -= err1 @ u[i1:i2, i2:]
     unpermuted = torch.empty_like(codes)
