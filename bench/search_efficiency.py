@@ -119,7 +119,7 @@ def haq_table(haq: list[dict]) -> list[str]:
         ratio_any = f"{h['ratio_any_evaluated']:.2f}x" if h["ratio_any_evaluated"] else "–"
         lines.append(f"| {h['device']} | {ref_name} | {ref['quality']['perplexity']:.3f} / "
                      f"{ref['latency_ms']:.2f} ms | {best_cells} | {ratio} | {ratio_any} | "
-                     f"{h['quantization_ceiling']:.2f}x | {h['run']['full']} |")
+                     f"{h.get('quantization_ceiling', float('nan')):.2f}x | {h['run']['full']} |")
     return lines
 
 
@@ -159,8 +159,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reference-evals", type=int, default=150, help="full evaluations of the long run (0: none)")
     p.add_argument("--reference-deadline", default=None,
                    help="UTC HH:MM by which the long run stops, whatever its count (it runs last)")
-    p.add_argument("--evo-targets", type=int, default=4, help="EvoPress level-sum targets (one (1+λ) chain each)")
-    p.add_argument("--evo-lambda", type=int, default=4, help="EvoPress offspring per generation")
+    p.add_argument("--evo-targets", type=int, default=3, help="EvoPress level-sum targets (one (1+λ) chain each)")
+    p.add_argument("--evo-lambda", type=int, default=2, help="EvoPress offspring per generation")
     p.add_argument("--calib-samples", type=int, default=8)
     p.add_argument("--seq-len", type=int, default=64)
     p.add_argument("--haq-evals", type=int, default=30)
