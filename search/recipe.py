@@ -234,6 +234,12 @@ class CompressionConfig(_Frozen):
             "keep_blocks": keep_blocks,
         })
 
+    def rounded_to_nearest(self) -> CompressionConfig:
+        """The same storage with plain rounding everywhere: what a timing builds (GPTQ picks other codes
+        in the same format, which changes quality, never speed) without needing calibration data."""
+        layers = {k: s.model_copy(update={"method": "rtn", "act_order": False}) for k, s in self.layers.items()}
+        return self.model_copy(update={"layers": layers})
+
     def to_json(self, indent: int | None = None) -> str:
         return self.model_dump_json(indent=indent, exclude_defaults=False)
 

@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
 def _measured(args: argparse.Namespace, recipe, workload, report, profile=None, graph=None) -> int:
     from search.hw_profiles.runtimes import runtime_caps
 
+    recipe = recipe.rounded_to_nearest()  # a timing needs the formats, not GPTQ's codes (or its data)
     if profile is not None and runtime_caps(profile).name == "llama.cpp":
         from search.cli.predict_llamacpp import measured_in_llamacpp
 

@@ -28,6 +28,10 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--sparsity", type=float, help="fraction of weights pruned, in [0, 1)")
     g.add_argument("--sparsity-pattern", choices=["unstructured", "2:4", "channel"], default="unstructured")
     g.add_argument("--sparsity-score", choices=["magnitude", "wanda"], default="magnitude")
+    g.add_argument("--method", choices=["rtn", "gptq"], default=None,
+                   help="how weights are rounded: rtn (round to nearest, default) or gptq (GPTQ, with the "
+                        "calibration rows); also applies to --format")
+    g.add_argument("--act-order", action="store_true", help="GPTQ's columns in decreasing activation order")
     g.add_argument("--rank", type=_rank, help="low-rank rank: an integer, or a fraction of full rank like 0.25")
     g.add_argument("--width", type=float, help="fraction of MLP neurons kept, in (0, 1]")
     g.add_argument("--heads", type=float, help="fraction of attention heads kept, in (0, 1]")
@@ -38,9 +42,11 @@ def recipe_from_args(args: argparse.Namespace, graph: ModelGraph) -> Compression
     shortcuts = [args.bits, args.sparsity, args.rank, args.width, args.heads, args.depth]
     if getattr(args, "format", None):
         return _filetype_recipe(args, graph)
+    if getattr(args, "act_order", False) and getattr(args, "method", None) != "gptq":
+        raise RecipeError("--act-order orders GPTQ's columns: add --method gptq")
     if args.recipe:
-        if any(v is not None for v in shortcuts):
-            raise RecipeError("give either --recipe FILE or the uniform options (--bits, --sparsity, ...), not both")
+        if any(v is not None for v in shortcuts) or getattr(args, "method", None):
+            raise RecipeError("give either --recipe FILE or the uniform options (--bits, --method, ...), not both")
         path = Path(args.recipe)
         if not path.is_file():
             raise RecipeError(f"recipe file {args.recipe!r} does not exist")
@@ -54,7 +60,8 @@ def recipe_from_args(args: argparse.Namespace, graph: ModelGraph) -> Compression
             sparsity=0.0 if args.sparsity is None else args.sparsity,
             sparsity_pattern=args.sparsity_pattern, sparsity_score=args.sparsity_score,
             rank=args.rank, width=1.0 if args.width is None else args.width,
-            heads=1.0 if args.heads is None else args.heads, keep_blocks=keep)
+            heads=1.0 if args.heads is None else args.heads, keep_blocks=keep,
+            method=getattr(args, "method", None) or "rtn", act_order=getattr(args, "act_order", False))
     recipe.resolve(graph)  # fail early, naming the layer or pattern that does not fit
     return recipe
 
@@ -69,6 +76,11 @@ def _filetype_recipe(args: argparse.Namespace, graph: ModelGraph) -> Compression
     recipe = recipe_for_filetype(graph, args.format)
     keep = evenly_spaced_blocks(graph.num_blocks, args.depth) if args.depth is not None else None
     width = {"mlp": 1.0 if args.width is None else args.width, "heads": 1.0 if args.heads is None else args.heads}
-    recipe = parse_recipe({**recipe.model_dump(mode="json"), "width": width, "keep_blocks": keep})
+    data = recipe.model_dump(mode="json")
+    if getattr(args, "method", None) == "gptq":  # every quantized linear layer; embeddings stay rounded
+        for setting in data["layers"].values():
+            if setting["bits"] < 16:
+                setting.update(method="gptq", act_order=bool(getattr(args, "act_order", False)))
+    recipe = parse_recipe({**data, "width": width, "keep_blocks": keep})
     recipe.resolve(graph)
     return recipe
