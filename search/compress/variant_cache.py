@@ -7,7 +7,9 @@ recipes to one model and the same (layer, setting) recurs in most of them, so ap
 the misses. What a key must hold is search/compress/variant_keys.py's business.
 
 Rules that keep the cache honest:
-- one cache serves one source model (``bind``): the keys name layers, not weights;
+- one cache serves one source model (``bind``): the keys name layers, not weights, so a source
+  whose tensors changed since (in-place updates bump a tensor's version; ``.to()`` and
+  re-assignment move its storage) empties the cache first;
 - entries are private: ``store`` keeps its own deep copy and ``get`` hands out a fresh deep
   copy, so whoever receives a module (recovery training, ``.to()``, the dequantized-weight
   cache a forward pass fills) can never change what the next recipe gets. Copying packed
@@ -46,6 +48,13 @@ def value_bytes(value: nn.Module | dict[str, torch.Tensor]) -> int:
     return total
 
 
+def _tensor_state(model: nn.Module) -> tuple:
+    """Changes when any parameter or buffer of the model is modified in place or replaced (microseconds)."""
+    # inference tensors keep no version counter (and cannot be modified in place outside inference mode)
+    return tuple((-1 if t.is_inference() else t._version, t.data_ptr())
+                 for t in (*model.parameters(), *model.buffers()))
+
+
 class VariantCache:
     """key -> compressed nn.Module (or dict of tensors), at most ``max_bytes`` of tensors, least recently used
     evicted first."""
@@ -59,16 +68,19 @@ class VariantCache:
         self._bytes = 0
         self._lock = threading.Lock()
         self._source: weakref.ref | None = None
+        self._source_state: tuple = ()
 
     def bind(self, model: nn.Module) -> None:
-        """Tie the cache to the source model it was filled from (a different model is refused)."""
+        """Tie the cache to the source model it was filled from (a different model is refused; a changed one
+        empties the cache)."""
+        state = _tensor_state(model)
         with self._lock:
             bound = self._source() if self._source is not None else None
-            if bound is None:
-                self._clear()
-                self._source = weakref.ref(model)
-            elif bound is not model:
+            if bound is not None and bound is not model:
                 raise ValueError("this VariantCache holds layers of another model; use one cache per source model")
+            if bound is None or state != self._source_state:
+                self._clear()
+                self._source, self._source_state = weakref.ref(model), state
 
     def get(self, key: Hashable) -> Any:
         """A private copy of the stored value, or None (counted as a hit or a miss)."""

@@ -188,6 +188,16 @@ def test_one_cache_serves_one_model():
     assert cache.hits == 0 and cache.misses == 2 * len(cache)
 
 
+def test_a_source_changed_in_place_empties_the_cache():
+    model, recipe = tiny_model("llama"), RECIPES["int4"]
+    cache = VariantCache()
+    apply(model, recipe, variants=cache)
+    with torch.no_grad():
+        model.model.layers[1].mlp.up_proj.weight.mul_(2)
+    assert_identical(apply(model, recipe, variants=cache), apply(model, recipe), token_batch(2, 10))
+    assert cache.hits == 0
+
+
 def test_minilm_through_evaluation_compress(minilm, monkeypatch):
     from search import evaluation
     from search.data_policy import DataPolicy
