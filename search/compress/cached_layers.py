@@ -72,21 +72,27 @@ class CachedLayers:
     def working_copy(self) -> nn.Module:
         """copy.deepcopy(model), sharing the tensors of modules the build replaces or drops."""
         model, graph = self.model, self.graph
-        replaced = [model.get_submodule(layer.name) for name, (layer, _) in self.sources.items() if name in self.hits]
+        replaced = [layer.name for name, (layer, _) in self.sources.items() if name in self.hits]
         if self.recipe.keep_blocks is not None:
-            blocks = model.get_submodule(block_list_path(graph))
-            replaced += [b for i, b in enumerate(blocks) if i not in set(self.recipe.keep_blocks)]
+            path = block_list_path(graph)
+            replaced += [f"{path}.{i}" for i in range(graph.num_blocks) if i not in set(self.recipe.keep_blocks)]
         if self.table is not None:
-            replaced.append(model.get_input_embeddings())
-            replaced += [model.get_submodule(layer.name) for layer in self.recipe.kept_layers(graph) if layer.tied]
-        inside = {id(sub) for module in replaced for sub in module.modules()}
-        shared = {id(t): t for module in replaced for t in (*module.parameters(), *module.buffers())}
-        for module in model.modules():  # a tensor a kept module also holds is copied as usual
-            if id(module) not in inside:
-                for t in (*module._parameters.values(), *module._buffers.values()):
-                    if t is not None:
-                        shared.pop(id(t), None)
-        return copy.deepcopy(model, memo=dict(shared))
+            embedding = model.get_input_embeddings()
+            replaced += [n for n, m in model.named_modules() if m is embedding]
+            replaced += [layer.name for layer in self.recipe.kept_layers(graph) if layer.tied]
+        exact, below = set(replaced), tuple(p + "." for p in replaced)
+        shared: dict[int, torch.Tensor] = {}
+        kept: set[int] = set()  # a tensor that any other path reaches (ties, shared modules) is copied as usual
+        for path, module in model.named_modules(remove_duplicate=False):
+            into = shared if path in exact or path.startswith(below) else None
+            for t in (*module._parameters.values(), *module._buffers.values()):
+                if t is None:
+                    continue
+                if into is None:
+                    kept.add(id(t))
+                else:
+                    into[id(t)] = t
+        return copy.deepcopy(model, memo={k: t for k, t in shared.items() if k not in kept})
 
     # ---- the embedding table --------------------------------------------------------------------
     def embedding_table(self, setting: LayerCompression, build: Callable[[], nn.Module]) -> nn.Module:

@@ -65,12 +65,15 @@ def test_cold_and_warm_assembly_equal_a_fresh_build(family, label):
 
 def test_the_source_model_is_left_untouched():
     model = tiny_model("gpt2")
+    model.alias = model.transformer.h[0].mlp.c_fc  # a module reached by a second path is not shared
     before = {k: v.clone() for k, v in model.state_dict().items()}
     cache, calib = VariantCache(), token_batch(2, 12)
     for _ in range(2):
         for recipe in RECIPES.values():
             apply(model, recipe, calib, variants=cache)
-    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    after = model.state_dict()
+    assert list(after) == list(before) and all(torch.equal(v, before[k]) and v.dtype == before[k].dtype
+                                               for k, v in after.items())
 
 
 def _misses(model, recipe, cache, calib):
