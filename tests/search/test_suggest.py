@@ -75,7 +75,7 @@ def test_a_spec_saved_before_score_and_method_choices_still_parses():
            '"width": [1.0], "depth": [1.0]}}')
     space = parse_spec(old).space
     assert space.sparsity_scores == ("wanda",)  # the one score it searched
-    assert space.methods == ("rtn",)
+    assert space.methods == ("rtn", "gptq")  # today's default
     recipes = RecipeSpace(graph_from_config(tiny_config("bert")), space)
     assert not any(name.endswith(".score") for name in recipes.choices)
     assert recipes.recipe(recipes.params(bits=4, sparsity="0.5")).layers[DEFAULT_KEY].sparsity_score == "wanda"
