@@ -146,9 +146,10 @@ def test_failed_evaluations_do_not_count(tiny_spec):
         return analytic_evaluate(task)
 
     with pytest.warns(UserWarning, match="sensitivity failed"):
-        result = run_search(tiny_spec(trials=12), LocalExecutor(evaluate_fn=flaky))
+        # past the seeds (over budget at prefill, they are rejected without an evaluation)
+        result = run_search(tiny_spec(trials=45), LocalExecutor(evaluate_fn=flaky))
     study, trials = _complete(result)
-    assert len(trials) == 12
+    assert len(trials) == 45
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert failed and "flaky worker" in failed[0].user_attrs["error"]
 
