@@ -73,11 +73,11 @@ def at_fraction(levels: Levels, base: Params, fraction: float) -> Params:
     return params
 
 
-def mutate(parent: Params, levels: Levels, rng: random.Random, moves: int = 1, free_rate: float = 0.25) -> Params:
+def mutate(parent: Params, levels: Levels, rng: random.Random, moves: int = 1, free_rate: float = 0.5) -> Params:
     """Level-switch mutation: ``moves`` times, one parameter one level up and another one level down.
 
     The level sum is unchanged whenever both partners exist (they do unless every parameter sits at
-    one end of its range); a free parameter is re-drawn with probability free_rate.
+    one end of its range); with probability free_rate one free parameter is re-drawn.
     """
     child = dict(parent)
     for _ in range(moves):
@@ -89,9 +89,10 @@ def mutate(parent: Params, levels: Levels, rng: random.Random, moves: int = 1, f
         if a is not None and b is not None:
             child[a] = levels.order[a][levels.level(child, a) + 1]
             child[b] = levels.order[b][levels.level(child, b) - 1]
-    for name, options in levels.free.items():
-        if len(options) > 1 and rng.random() < free_rate:
-            child[name] = rng.choice([o for o in options if o != child[name]])
+    free = [name for name, options in levels.free.items() if len(options) > 1]
+    if free and rng.random() < free_rate:
+        name = rng.choice(free)
+        child[name] = rng.choice([o for o in levels.free[name] if o != child[name]])
     return child
 
 

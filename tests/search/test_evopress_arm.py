@@ -109,3 +109,13 @@ def test_uniform_recipes_share_one_format_and_method_and_leave_structure_alone()
         assert p["q.format"] == p["fc1.format"] == p["embedding.format"]
         assert p["q.method"] == p["fc1.method"]
         assert p["width.mlp"] == 1.0 and p["depth"] == 1.0
+
+
+def test_a_mutation_redraws_at_most_one_free_parameter():
+    levels = Levels({"a": ["x16", "x8", "x4"], "b": ["x16", "x8", "x4"]},
+                    free={"m1": ["rtn", "gptq"], "m2": ["rtn", "gptq"]})
+    parent = {"a": "x8", "b": "x8", "m1": "rtn", "m2": "rtn"}
+    for seed in range(20):
+        child = mutate(parent, levels, random.Random(seed), free_rate=1.0)
+        assert sum(child[m] != parent[m] for m in ("m1", "m2")) == 1
+        assert mutate(parent, levels, random.Random(seed), free_rate=0.0)["m1"] == "rtn"
