@@ -36,6 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+ENV_PREFIX = f"DEVICEFIT_RESULTS={os.environ['DEVICEFIT_RESULTS']} " if "DEVICEFIT_RESULTS" in os.environ else ""
 os.environ.setdefault("DEVICEFIT_RESULTS", str(ROOT / "devicefit-results" / "bench"))
 
 from bench.efficiency_arms import (  # noqa: E402 - after the sys.path entry above
@@ -138,7 +139,8 @@ def write_outputs(out: Path, payload: dict, checkpoints: list[int]) -> None:
     if payload.get("haq"):
         lines += ["", "HAQ-style ratio (uniform 8-bit latency / fastest front member within 1% perplexity):", ""]
         lines += haq_table(payload["haq"])
-    lines += ["", f"Command: `{payload['command']}`"]
+    commands = list(dict.fromkeys(c for c in (payload.get("command"), payload.get("haq_command")) if c))
+    lines += [""] + [f"Command: `{c}`" for c in commands]
     (out / "search_efficiency.md").write_text("\n".join(lines) + "\n")
     if runs:
         from bench.efficiency_plot import plot
@@ -264,7 +266,7 @@ def report(args: argparse.Namespace) -> None:
     payload = {"arms": {k: v for k, v in arms.items() if k not in ("runs", "reference_front")},
                "runs": arms.get("runs", []),
                "haq_part": {k: v for k, v in haq.items() if k != "haq"}, "haq": haq.get("haq", [])}
-    payload["command"] = arms.get("command") or haq.get("command", "")
+    payload["command"], payload["haq_command"] = arms.get("command", ""), haq.get("command", "")
     payload["reference_front"] = arms.get("reference_front", [])
     write_outputs(args.out, payload, arms.get("checkpoints", args.checkpoints))
 
@@ -277,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     parts = ["arms", "haq"] if args.part == "all" else [args.part]
     for name in parts:
-        part = {"command": "nice -n 5 .venv/bin/python bench/search_efficiency.py " + " ".join(sys.argv[1:]),
+        part = {"command": f"{ENV_PREFIX}nice -n 5 .venv/bin/python bench/search_efficiency.py " + " ".join(sys.argv[1:]),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         path = args.results / f"part-{name}.json"
 
