@@ -26,7 +26,11 @@ def _rule_label(key: str) -> str:
 
 
 def _setting(s: dict[str, Any]) -> str:
-    out = s.get("format") or (f"{s['bits']}b" if s["bits"] < 16 else "16b")
+    quantized = s["bits"] < 16
+    out = s.get("format") or (f"{s['bits']}b" + (f"/g{s['group_size']}" if quantized and s.get("group_size") else "")
+                              if quantized else "16b")
+    if quantized and s.get("method") == "gptq":
+        out += " gptq" + ("-ao" if s.get("act_order") else "")
     if s.get("sparsity"):
         pattern = s.get("sparsity_pattern", "unstructured")
         out += f" {s['sparsity']:.0%}" + ("" if pattern == "unstructured" else f" {pattern}")
