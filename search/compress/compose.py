@@ -30,7 +30,7 @@ from torch import nn
 from search.compress.cached_layers import CachedLayers
 from search.compress.embedding_transform import compress_embedding
 from search.compress.layer import WorkLayer
-from search.compress.layer_statistics import attach_statistics
+from search.compress.layer_statistics import attach_statistics, release_statistics, statistics_passes
 from search.compress.modules import (
     LowRankLinear,
     PackedLinear,
@@ -102,13 +102,24 @@ def _compress_layers(model: nn.Module, targets: dict[str, LayerCompression], cal
     lowrank, sparsity, quantize = transform("lowrank"), transform("sparsity"), transform("quantize")
     measured = {**(observed or {}), **targets}
     parts = {name: lowrank(WorkLayer.of(model.get_submodule(name)), s) for name, s in measured.items()}
-    attach_statistics(model, parts, measured, calibration)
     built = {}
-    for name, setting in targets.items():
+
+    def build(name: str) -> None:
+        setting = targets[name]
         stored = [quantize(sparsity(part, setting), setting) for part in parts[name]]
         built[name] = stored[0] if len(stored) == 1 else LowRankLinear(*stored)
+        release_statistics(parts[name])
+
+    # in passes whose Hessians fit in memory; every pass measures the float model, so the swaps wait
+    for layers in statistics_passes(parts, measured) if calibration is not None else []:
+        attach_statistics(model, parts, measured, calibration, only=layers)
+        for name in layers & targets.keys():
+            build(name)
+    for name in targets.keys() - built.keys():
+        build(name)
+    for name in targets:
         model.set_submodule(name, built[name])
-    return built
+    return {name: built[name] for name in targets}
 
 
 def _empty_module(module: nn.Module, setting: LayerCompression) -> nn.Module:
