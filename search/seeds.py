@@ -10,7 +10,7 @@ compare against.
 - llama.cpp: each type again with the output head and the token embeddings as ``llama-quantize``
   writes them without ``--pure`` (``filetype_head_params``: the head, or an encoder's / tied model's
   embeddings, at Q6_K), the cheapest quality a user gets from a stock file type;
-- GPTQ at the runtime's 4- and 3-bit formats, when the space offers GPTQ;
+- GPTQ at the runtime's 5-, 4- and 3-bit formats, when the space offers GPTQ;
 - the structural axes alone (depth, width, 2:4 sparsity) and together (a ladder down to the smallest
   model of the space) at 8 bits;
 - when per-layer sensitivity is known, mixed precision that spends the two lowest bit widths (>= 3)
@@ -31,7 +31,7 @@ from search.formats.ggml_types import GGML_TYPES
 from search.space.suggest import RecipeSpace, sparsity_option
 
 Seed = tuple[str, dict[str, Any]]
-GPTQ_BITS = (4, 3)  # where GPTQ's error compensation matters most (at 8 bits rounding is already near-lossless)
+GPTQ_BITS = (5, 4, 3)  # where GPTQ's error compensation pays (at 8 and 6 bits rounding is already near-lossless)
 
 
 def baseline_params(space: RecipeSpace) -> list[Seed]:
@@ -69,7 +69,7 @@ def filetype_head_params(space: RecipeSpace) -> list[Seed]:
 
 
 def gptq_params(space: RecipeSpace) -> list[Seed]:
-    """Uniform GPTQ at the runtime's 4- and 3-bit formats: on GGUF runtimes the preferred type of those
+    """Uniform GPTQ at the runtime's 5-, 4- and 3-bit formats: on GGUF runtimes the preferred type of those
     bits that fits each group; elsewhere the largest group size (the usual GPTQ baseline, g128: GPTQ's
     error compensation stands in for finer groups)."""
     if "gptq" not in space.space.methods or not any(name.endswith(".method") for name in space.choices):
