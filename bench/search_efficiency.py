@@ -124,9 +124,29 @@ def haq_table(haq: list[dict]) -> list[str]:
     return lines
 
 
+def compact(payload: dict) -> dict:
+    """The JSON for docs/: every evaluated point keeps its metrics and summary; only the points on the
+    reference front keep their whole recipe (the results directory has all of them)."""
+    import copy
+
+    from search.pareto import non_dominated
+
+    slim = copy.deepcopy(payload)
+    points = [p for r in slim["runs"] for p in r["evaluated"]]
+    feasible = [p for p in points if p["feasible"]]
+    norm = slim.get("arms", {}).get("setting")
+    keep = set()
+    if norm and feasible:
+        keep = {id(feasible[i]) for i in non_dominated([normalised(p, norm) for p in feasible])}
+    for p in points + [p for h in slim["haq"] for p in h["evaluated"]]:
+        if id(p) not in keep:
+            p.pop("recipe", None)
+    return slim
+
+
 def write_outputs(out: Path, payload: dict, checkpoints: list[int]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "search_efficiency.json").write_text(json.dumps(payload, indent=1))
+    (out / "search_efficiency.json").write_text(json.dumps(compact(payload), indent=1))
     runs = payload["runs"]
     lines = ["Hypervolume / reference, median [min–max] over seeds, after k full evaluations:", ""]
     lines += hv_table(runs, checkpoints) if runs else ["(no runs)"]
