@@ -123,7 +123,7 @@ def select(parent: Evaluated | None, offspring: list[Evaluated]) -> Evaluated | 
 
 
 def evopress(levels: Levels, base: Params, feasible: Callable[[Params], bool],
-             evaluate: Callable[[Params], Evaluated], full_evaluations: int, *, targets: int = 4, lam: int = 4,
+             evaluate: Callable[[Params], Evaluated], full_evaluations: int, *, targets: int = 3, lam: int = 2,
              seed: int = 0, max_moves: int = 3, tries: int = 200) -> list[Evaluated]:
     """Run ``targets`` (1+λ) chains round-robin until ``full_evaluations`` candidates are evaluated.
 
