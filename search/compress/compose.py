@@ -110,8 +110,9 @@ def _compress_layers(model: nn.Module, targets: dict[str, LayerCompression], cal
         built[name] = stored[0] if len(stored) == 1 else LowRankLinear(*stored)
         release_statistics(parts[name])
 
-    # in passes whose Hessians fit in memory; every pass measures the float model, so the swaps wait
-    for layers in statistics_passes(parts, measured) if calibration is not None else []:
+    # in passes whose Hessians fit in memory; every pass measures the float model, so the swaps wait.
+    # Only targets are measured: an observed layer is only installed as its fp32 factors, never built
+    for layers in statistics_passes(parts, targets) if calibration is not None else []:
         attach_statistics(model, parts, measured, calibration, only=layers)
         for name in layers & targets.keys():
             build(name)
