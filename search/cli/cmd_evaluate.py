@@ -6,7 +6,7 @@ import argparse
 import json
 
 from search.cli.recipe_args import add_recipe_args, recipe_from_args
-from search.cli.text_args import texts_from_args
+from search.cli.text_args import add_text_args, texts_from_args
 from search.data_policy import DataPolicy
 from search.errors import DeviceFitError
 
@@ -16,12 +16,7 @@ RECIPE_OPTIONS = ("recipe", "bits", "sparsity", "rank", "width", "heads", "depth
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("calibration and evaluation text")
-    g.add_argument("--calibration", metavar="FILE",
-                   help="UTF-8 text file (default: the Python documentation shipped with the stdlib); "
-                        "its first ~80%% calibrates, the rest evaluates (unless --eval-text is given)")
-    g.add_argument("--eval-text", metavar="FILE",
-                   help="your own held-out UTF-8 text to measure quality on, all of it (up to 16 MiB); "
-                        "calibration still takes the first part of --calibration")
+    add_text_args(g)
     g.add_argument("--samples", type=int, default=None, metavar="N",
                    help="token sequences quality is measured on (default 16, or what an export records)")
     g.add_argument("--calib-rows", type=int, default=None, metavar="N",

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from search.cli.text_args import add_text_args
 from search.data import read_text_file
 from search.errors import InfeasibleError, SpecError
 from search.spec import SearchSpec, parse_spec
@@ -48,12 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--recover", metavar="BUDGET",
                    help="recovery training (distillation / QAT) of candidates near the front, per candidate: "
                         "e.g. 200steps or 30s; the front is built on the recovered metrics")
-    p.add_argument("--calibration", metavar="FILE",
-                   help="UTF-8 text file for calibration and evaluation (SearchSpec calibration_text; default: "
-                        "the Python documentation shipped with the stdlib)")
-    p.add_argument("--eval-text", metavar="FILE",
-                   help="your own held-out UTF-8 text to measure quality on, all of it (SearchSpec eval_text; "
-                        "up to 16 MiB); calibration still takes the first part of the calibration text")
+    add_text_args(p)
     p.add_argument("--measure", action="store_true",
                    help="time each evaluated candidate on this machine (or on a device worker with --broker) "
                         "instead of trusting the predicted latency")
