@@ -60,9 +60,8 @@ def filetype_head_params(space: RecipeSpace) -> list[Seed]:
         params = space.params(format=default, per_group={
             g.label: {"format": stock.resolve(space.graph)[g.layers[0]].format}
             for g in space.groups if g.label == "lm_head"})
-        embedding = stock.embedding.format
-        if embedding in space.formats and all(params.get(f"{g.label}.format", default) in space.formats
-                                              for g in space.groups):
+        embedding = stock.embedding.format  # params() snaps the head's type to the space; this is set as is
+        if embedding in space.formats:
             seeds.append((f"{default}, head/embeddings as llama.cpp {ftype}", {**params,
                                                                               "embedding.format": embedding}))
     return seeds
