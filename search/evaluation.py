@@ -157,17 +157,13 @@ def variant_cache(loaded: LoadedModel) -> Any:
 
 def score(loaded: LoadedModel, student: Any, policy: DataPolicy, rows: int | None = None,
           progress: bool = False, *, recipe: CompressionConfig | None = None) -> dict[str, float]:
-    """Quality of ``student`` against ``loaded``'s model: ``{"cosine"}`` or ``{"kl", "perplexity"}``.
-
-    A student of a GGUF recipe (``recipe`` names formats, or it holds GGUF layers) is scored as
-    llama.cpp runs it: in float32 (its stored values are kept; only the arithmetic widens), since bf16
-    arithmetic alone would cost near-lossless types (BF16, Q8_0, Q6_K) more quality than their weights do.
-    """
+    """Quality of ``student`` against ``loaded``'s model: ``{"cosine"}`` or ``{"kl", "perplexity", "top1"}``
+    for causal LMs. A GGUF candidate is scored in float32 (``runs_in_float32``)."""
     import copy
 
     import torch
 
-    if (recipe is not None and uses_gguf_formats(recipe)) or _holds_gguf_layers(student):
+    if runs_in_float32(student, recipe):
         student = copy.deepcopy(student).float()
     with torch.inference_mode():
         return {k: float(v) for k, v in quality_evaluator(loaded, policy, rows).evaluate(
@@ -179,10 +175,14 @@ def uses_gguf_formats(recipe: CompressionConfig) -> bool:
     return recipe.embedding.format is not None or any(s.format for s in recipe.layers.values())
 
 
-def _holds_gguf_layers(model: Any) -> bool:
+def runs_in_float32(model: Any, recipe: CompressionConfig | None = None) -> bool:
+    """Whether a candidate runs as llama.cpp runs it, in float32 (its stored values are kept; only the
+    arithmetic widens): a GGUF recipe (``recipe`` names formats) or a model holding GGUF layers. bf16
+    arithmetic alone would cost near-lossless types (BF16, Q8_0, Q6_K) more quality than their weights do."""
     from search.compress.gguf_linear import GgufLinear
 
-    return any(isinstance(m, GgufLinear) for m in model.modules())
+    return (recipe is not None and uses_gguf_formats(recipe)) or any(isinstance(m, GgufLinear)
+                                                                     for m in model.modules())
 
 
 def recover(loaded: LoadedModel, compressed: Any, recipe: CompressionConfig, policy: DataPolicy, budget: str,

@@ -45,18 +45,24 @@ def job_detail(app: Any, job: Job) -> JobDetail:
 
 def candidate_detail(app: Any, job: Job, k: int) -> CandidateDetail:
     from service.breakdown import layer_breakdown
-    from service.errors import NotFound
 
     spec = SearchSpec.model_validate_json(job.spec)
     view = app.studies.view(job, spec)
+    entry = front_entry(job, view, k)
+    parts = layer_breakdown(spec, entry.recipe)
+    return CandidateDetail(**dict(entry), search_id=job.id, metrics=view.metrics[k],
+                           **parts, download=download_url(job.id, entry.trial))
+
+
+def front_entry(job: Job, view: Any, k: int) -> Any:
+    """The front's candidate k of a study view, or NotFound saying which indices exist."""
+    from service.errors import NotFound
+
     if not view.front:
         raise NotFound(f"search {job.id} has no candidates yet (status {job.status})")
     if not 0 <= k < len(view.front):
         raise NotFound(f"candidate {k} does not exist: search {job.id} has candidates 0..{len(view.front) - 1}")
-    entry = view.front[k]
-    parts = layer_breakdown(spec, entry.recipe)
-    return CandidateDetail(**dict(entry), search_id=job.id, metrics=view.metrics[k],
-                           **parts, download=download_url(job.id, entry.trial))
+    return view.front[k]
 
 
 def download_url(job_id: str, trial: int) -> str:

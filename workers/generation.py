@@ -29,7 +29,7 @@ def candidate_key(spec: SearchSpec, record: dict[str, Any]) -> str:
 def build_candidate(spec: SearchSpec, record: dict[str, Any]) -> Any:
     """The candidate as a LoadedModel (the original's tokenizer and graph, the compressed module)."""
     from search.data_policy import DataPolicy
-    from search.evaluation import build, loaded_model, uses_gguf_formats
+    from search.evaluation import build, loaded_model, runs_in_float32
     from search.recipe import CompressionConfig
 
     loaded = loaded_model(spec.model)
@@ -38,16 +38,10 @@ def build_candidate(spec: SearchSpec, record: dict[str, Any]) -> Any:
     if record.get("data"):  # the policy the candidate was scored with, as its trial recorded it
         policy = DataPolicy.from_record(record["data"], spec.calibration_text)
     compressed = build(loaded, recipe, policy, record.get("recovery") or {})
-    if uses_gguf_formats(recipe) or _holds_gguf_layers(compressed):
-        compressed = compressed.float()  # scored as llama.cpp runs it, in float32 (search.evaluation.score)
+    if runs_in_float32(compressed, recipe):
+        compressed = compressed.float()  # as it was scored (search.evaluation.score)
     compressed.eval()
     return dataclasses.replace(loaded, model=compressed)
-
-
-def _holds_gguf_layers(model: Any) -> bool:
-    from search.compress.gguf_linear import GgufLinear
-
-    return any(isinstance(m, GgufLinear) for m in model.modules())
 
 
 def cached_candidate(spec: SearchSpec, record: dict[str, Any]) -> tuple[Any, bool]:

@@ -18,7 +18,7 @@ from service import generations
 from service.deps import require_token, services
 from service.errors import NotFound
 from service.schemas import GenerateRequest, Generation, GenerationLinks
-from service.views import candidate_detail, download_url
+from service.views import download_url, front_entry
 
 router = APIRouter(prefix="/search/{search_id}", tags=["try it"])
 
@@ -43,8 +43,9 @@ class GenerationUnavailable(NotFound):
              dependencies=[Depends(require_token)], summary="Continue a prompt with the front's candidate k")
 def generate_candidate(response: Response, search_id: str, k: int = _K, body: GenerateRequest = _BODY,
                        app=Depends(services)) -> Generation:
-    detail = candidate_detail(app, app.jobs.get(search_id), k)
-    return _start(app, response, search_id, detail.trial, body)
+    job = app.jobs.get(search_id)
+    entry = front_entry(job, app.studies.view(job, SearchSpec.model_validate_json(job.spec)), k)
+    return _start(app, response, search_id, entry.trial, body)
 
 
 @router.post("/trials/{trial}/generate", status_code=202, response_model=Generation, responses=_POST_ERRORS,
