@@ -13,13 +13,30 @@ and the search is free to trade quality for speed. Uniform 8-bit is the runtime'
 format (MLC: 16/4/3 bits), 8-bit RTN with group size 32 is scored and predicted all the same and
 flagged ``reference_runnable: false``. ``quantization_ceiling`` is uniform 8-bit's latency over the
 fastest uniform recipe's, whatever its quality: the most quantization alone can give on that workload.
+
+Run on its own (bench/search_efficiency.py --part haq runs the same function into its own report):
+
+    nice -n 5 .venv/bin/python bench/haq_ratio.py --model demo:smalllm     # writes docs/haq_ratio_smalllm.{json,md}
+    .venv/bin/python bench/haq_ratio.py --model demo:tinylm --quick         # a smoke run (results dir only)
+
+A trained demo (demo:tinylm, demo:smalllm) must be built first (search-cli demo build NAME): the
+bench refuses to spend its time training one.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
-from bench.efficiency_arms import Bench, Setting, run_engine_arm, uniform_params
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.efficiency_arms import Bench, Setting, run_engine_arm, uniform_params  # noqa: E402
 
 WITHIN = 1.01  # perplexity ratio that counts as "within 1%"
 
@@ -76,3 +93,112 @@ def haq_ratio(device: str, evaluate: Any, *, model: str, workload: str, full_eva
             "quantization_ceiling": reference["latency_ms"] / fastest_uniform,
             "front_size": len(front), "run": {k: v for k, v in run.items() if k != "evaluated"},
             "evaluated": run["evaluated"]}
+
+
+def haq_table(haq: list[dict]) -> list[str]:
+    lines = ["| device | uniform 8-bit | its perplexity / latency | fastest front member within 1% | "
+             "perplexity / latency | ratio (front) | ratio (any evaluated) | quantization-only ceiling | full evals |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for h in haq:
+        ref, best = h["reference"], h["best"]
+        ref_name = ref["summary"] + ("" if h["reference_runnable"] else " (not a runtime format)")
+        best_cells = (f"{best['summary']} | {best['quality']['perplexity']:.3f} / {best['latency_ms']:.2f} ms"
+                      if best else "none | –")
+        ratio = f"{h['ratio']:.2f}x" if h["ratio"] else "–"
+        ratio_any = f"{h['ratio_any_evaluated']:.2f}x" if h["ratio_any_evaluated"] else "–"
+        lines.append(f"| {h['device']} | {ref_name} | {ref['quality']['perplexity']:.3f} / "
+                     f"{ref['latency_ms']:.2f} ms | {best_cells} | {ratio} | {ratio_any} | "
+                     f"{h.get('quantization_ceiling', float('nan')):.2f}x | {h['run']['full']} |")
+    return lines
+
+
+def unbuilt_demo(model: str) -> str | None:
+    """The build command for a trained demo that is not built yet (None: nothing to build)."""
+    from search.demos import BUILT_DEMOS, demo_path, is_built
+
+    name = model.removeprefix("demo:")
+    if model.startswith("demo:") and name in BUILT_DEMOS and not is_built(demo_path(name)):
+        return f"search-cli demo build {name}"
+    return None
+
+
+def cache_tag(model: str) -> str:
+    """A file-name tag for the evaluation cache: a trained demo's recipe key, so a retrained demo
+    never reads the qualities of the previous weights."""
+    from search.demos import BUILT_DEMOS
+
+    name = model.removeprefix("demo:")
+    if model.startswith("demo:") and name in BUILT_DEMOS:
+        return f"{name}-{BUILT_DEMOS[name].key()}"
+    return "".join(c if c.isalnum() else "_" for c in model)[-60:]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="demo:smalllm", help="a causal LM reference (default demo:smalllm)")
+    p.add_argument("--devices", nargs="+", default=["rpi5", "jetson-orin-nano"])
+    p.add_argument("--workload", default="decode:128")
+    p.add_argument("--full-evals", type=int, default=50, help="full evaluations of the devicefit run per device")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calib-samples", type=int, default=16, help="evaluation rows (the spec's default)")
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--quick", action="store_true", help="6 evaluations on 4 x 32 tokens, results dir only")
+    p.add_argument("--out", type=Path, default=None, help="where haq_ratio_NAME.{json,md} go (default docs/)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.full_evals, args.calib_samples, args.seq_len = 6, 4, 32
+    results = Path(os.environ.get("DEVICEFIT_RESULTS", ROOT / "devicefit-results" / "bench"))
+    args.results = results / ("haq-quick" if args.quick else "haq")
+    args.out = args.out or (args.results if args.quick else ROOT / "docs")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("DEVICEFIT_RESULTS", str(args.results.parent))  # where run_search would write
+    missing = unbuilt_demo(args.model)
+    if missing:
+        print(f"error: {args.model} is not built; run `{missing}` first", file=sys.stderr)
+        return 2
+    import torch
+
+    from bench.eval_cache import CachedEvaluate
+    from bench.provenance import git_commit
+
+    torch.set_num_threads(args.threads)
+    args.results.mkdir(parents=True, exist_ok=True)
+    evaluate = CachedEvaluate(args.results / f"eval-cache-{cache_tag(args.model)}.json")
+    name = "".join(c if c.isalnum() else "_" for c in args.model.removeprefix("demo:"))[-60:]
+    payload: dict[str, Any] = {
+        "command": "nice -n 5 .venv/bin/python bench/haq_ratio.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "commit": git_commit(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_before": os.getloadavg(), "model": args.model, "within": WITHIN, "calib_samples": args.calib_samples,
+        "seq_len": args.seq_len, "threads": args.threads, "haq": []}
+    for device in args.devices:
+        result = haq_ratio(device, evaluate, model=args.model, workload=args.workload, full_evals=args.full_evals,
+                           seed=args.seed, calib_samples=args.calib_samples, seq_len=args.seq_len)
+        payload["haq"].append(result)
+        print(f"HAQ {device}: ratio {result['ratio']}, any evaluated {result['ratio_any_evaluated']}, "
+              f"ceiling {result['quantization_ceiling']:.2f}, {result['run']['seconds']}s", flush=True)
+    payload.update(finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), load_after=os.getloadavg(),
+                   evaluate=evaluate.counters())
+    slim = json.loads(json.dumps(payload))  # a copy that shares no dicts (best is also in evaluated)
+    for h in slim["haq"]:  # whole recipes only for the reference and the winner (the cache has the rest)
+        for point in h["evaluated"]:
+            point.pop("recipe", None)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"haq_ratio_{name}.json").write_text(json.dumps(slim, indent=1))
+    load = ", ".join(f"{x:.2f}" for x in payload["load_before"]) + " before; " + \
+        ", ".join(f"{x:.2f}" for x in payload["load_after"]) + " after"
+    lines = [f"HAQ-style ratio on {args.model}, {args.workload} (uniform 8-bit latency / fastest front member "
+             f"within {WITHIN - 1:.0%} perplexity):", "", *haq_table(payload["haq"]), "",
+             f"Command: `{payload['command']}`", "",
+             f"{payload['started']} – {payload['finished']}, commit {payload['commit']}, load average {load}."]
+    (args.out / f"haq_ratio_{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

