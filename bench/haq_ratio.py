@@ -133,6 +133,15 @@ def cache_tag(model: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in model)[-60:]
 
 
+def uncommitted(path: str) -> list[str]:
+    """Tracked files under path that differ from the commit (others edit the checkout while a bench runs)."""
+    import subprocess
+
+    out = subprocess.run(["git", "diff", "--name-only", "HEAD", "--", path], capture_output=True, text=True,
+                         cwd=ROOT, check=False).stdout
+    return out.split()
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="demo:smalllm", help="a causal LM reference (default demo:smalllm)")
@@ -172,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     name = "".join(c if c.isalnum() else "_" for c in args.model.removeprefix("demo:"))[-60:]
     payload: dict[str, Any] = {
         "command": "nice -n 5 .venv/bin/python bench/haq_ratio.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "commit": git_commit(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": git_commit(), "uncommitted_search_files": uncommitted("search"), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "load_before": os.getloadavg(), "model": args.model, "within": WITHIN, "calib_samples": args.calib_samples,
         "seq_len": args.seq_len, "threads": args.threads, "haq": []}
     for device in args.devices:
@@ -195,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
              f"within {WITHIN - 1:.0%} perplexity):", "", *haq_table(payload["haq"]), "",
              f"Command: `{payload['command']}`", "",
              f"{payload['started']} – {payload['finished']}, commit {payload['commit']}, load average {load}."]
+    if payload["uncommitted_search_files"]:
+        lines += ["", "Uncommitted changes under search/ while it ran: " + ", ".join(payload["uncommitted_search_files"])]
     (args.out / f"haq_ratio_{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
