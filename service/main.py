@@ -7,7 +7,7 @@ migrated when the app starts (lifespan), heavy modules load where they are used.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -47,15 +47,16 @@ class Services:
     jobs: Jobs
     studies: Studies
     archives: Archives
-    responses: ResponseCache
-    index_cache: dict = field(default_factory=dict)  # offset -> (when, job summaries, total): routes/pages.py
+    responses: ResponseCache  # GET /search/{id} bodies
+    pages: ResponseCache  # the rendered list of searches (GET /), by offset
 
 
 def build_services(settings: Settings) -> Services:
     engine = make_engine(settings.database_url)
     jobs = Jobs(settings, JobStore(session_factory(engine)), Dispatcher(settings))
     return Services(settings=settings, engine=engine, jobs=jobs, studies=Studies(),
-                    archives=Archives(settings.artifact_dir, settings.artifact_max_bytes), responses=ResponseCache())
+                    archives=Archives(settings.artifact_dir, settings.artifact_max_bytes), responses=ResponseCache(),
+                    pages=ResponseCache())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

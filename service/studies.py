@@ -123,14 +123,15 @@ class Studies:
         import optuna
 
         storage = self.storage(job.storage_url)
-        try:
-            study_id = storage.get_study_id_from_name(job.study_name)
-        except KeyError:
-            return None  # the worker has not created the study yet
-        except optuna.exceptions.OptunaError:
-            return None
         log = self._logs.get(job.id) or TrialLog()
-        trials = log.update(storage, study_id)
+        if log.study_id is None:  # a study's id never changes: asked once
+            try:
+                log.study_id = storage.get_study_id_from_name(job.study_name)
+            except KeyError:
+                return None  # the worker has not created the study yet
+            except optuna.exceptions.OptunaError:
+                return None
+        trials = log.update(storage, log.study_id)
         self._remember(self._logs, job.id, log)
         return trials
 

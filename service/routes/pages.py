@@ -6,8 +6,6 @@ poll the API for live progress and draw the plot, table and heatmap.
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -29,31 +27,18 @@ def _error(request: Request, exc: DeviceFitError, status: int = 404) -> HTMLResp
     return templates.TemplateResponse(request, "error.html", {"message": str(exc)}, status_code=status)
 
 
-INDEX_TTL_S = 0.5  # the list of searches, read once per this long however many pages poll it
-_index_lock = threading.Lock()
-
-
 @router.get("/", response_class=HTMLResponse)
-def index(request: Request, offset: int = Query(0, ge=0, le=10_000_000), app=Depends(services)) -> HTMLResponse:
-    jobs, total = _searches(app, offset)
-    return templates.TemplateResponse(request, "index.html",
-                                      {"jobs": jobs, "total": total, "offset": offset, "limit": 50})
+async def index(offset: int = Query(0, ge=0, le=10_000_000), app=Depends(services)) -> HTMLResponse:
+    """Polled by every open list: the rendered page is reused for app.pages' TTL (POST and DELETE clear it)."""
+    body = await app.pages.fetch(f"index:{offset}", lambda: (_index_page(app, offset), False))
+    return HTMLResponse(body)
 
 
-def _searches(app, offset: int) -> tuple[list, int]:
-    """A page of job summaries; reused for INDEX_TTL_S (POST and DELETE /search clear it)."""
-    cache = app.index_cache
-    with _index_lock:
-        hit = cache.get(offset)
-        if hit is not None and time.monotonic() - hit[0] < INDEX_TTL_S:
-            return hit[1], hit[2]
+def _index_page(app, offset: int) -> bytes:
     rows, total = app.jobs.store.page(offset=offset, limit=50)
     jobs = [job_summary(app.jobs.refresh(r)) for r in rows]
-    with _index_lock:
-        if len(cache) > 64:
-            cache.clear()
-        cache[offset] = (time.monotonic(), jobs, total)
-    return jobs, total
+    html = templates.get_template("index.html").render(jobs=jobs, total=total, offset=offset, limit=50)
+    return html.encode()
 
 
 @router.get("/new", response_class=HTMLResponse)

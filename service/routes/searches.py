@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
 from search.spec import SearchSpec
 from service.deps import require_token, services
@@ -32,7 +31,7 @@ def submit(request: Request, response: Response,
            app=Depends(services)) -> Accepted:
     """Queue a compression search. The body is a SearchSpec; the answer links to its status."""
     job = app.jobs.submit(spec)
-    app.index_cache.clear()
+    app.pages.clear()
     response.headers["Location"] = f"/search/{job.id}"
     return Accepted(id=job.id, status=job.status, links=links(job.id))
 
@@ -54,21 +53,13 @@ def list_searches(request: Request, offset: int = Query(0, ge=0, le=10_000_000),
             summary="Status, progress and the current Pareto front")
 async def get_search(search_id: str, app=Depends(services)) -> Response:
     """Polled by every open page: a rendered body is reused (for good once the search finished)."""
-    body = app.responses.get(search_id)
-    if body is None:
-        body = await run_in_threadpool(_render, app, search_id)
+    body = await app.responses.fetch(search_id, lambda: _render(app, search_id))
     return Response(body, media_type="application/json")
 
 
-def _render(app, search_id: str) -> bytes:
-    try:
-        detail = job_detail(app, app.jobs.get(search_id))
-    except BaseException:
-        app.responses.release(search_id)
-        raise
-    body = detail.model_dump_json().encode()
-    app.responses.put(search_id, body, final=detail.status in FINISHED)
-    return body
+def _render(app, search_id: str) -> tuple[bytes, bool]:
+    detail = job_detail(app, app.jobs.get(search_id))
+    return detail.model_dump_json().encode(), detail.status in FINISHED
 
 
 @router.delete("/{search_id}", response_model=JobDetail, dependencies=[Depends(require_token)],
@@ -77,5 +68,5 @@ def _render(app, search_id: str) -> bytes:
 def cancel_search(search_id: str, app=Depends(services)) -> JobDetail:
     job = app.jobs.cancel(search_id)
     app.responses.drop(search_id)
-    app.index_cache.clear()
+    app.pages.clear()
     return job_detail(app, job)
