@@ -6,7 +6,8 @@ the seeds or the evaluation show up here without edits. Each run returns the sam
 fully evaluated candidates *in evaluation order*, so the front after the first k evaluations
 (an anytime curve) can be read from one run.
 
-- devicefit: run_search as shipped (NSGA-II + seed trials + sensitivity + staged evaluation)
+- devicefit: run_search as shipped (seed trials, guided proposals with NSGA-II behind them, sensitivity,
+  staged evaluation)
 - random: run_search with random sampling, every trial fully evaluated (a sanity arm)
 - evopress: bench/evopress.py's (1+λ) chains over the same parameters
 - uniform: every uniform recipe of the runtime's formats (bench-side enumeration, below)
@@ -21,7 +22,7 @@ from typing import Any
 
 ENGINE_ARMS = {
     "devicefit": dict(sampler="nsga2", staged=True, seed_trials=True, use_sensitivity=True),
-    "random": dict(sampler="random", staged=False, seed_trials=False, use_sensitivity=False),
+    "random": dict(sampler="random", staged=False, seed_trials=False, use_sensitivity=False, guided=False),
 }
 QUANT_SUFFIXES = ("bits", "format", "group", "method")  # the per-group settings a uniform recipe shares
 

@@ -8,6 +8,9 @@ a front member is already as fast and as small (else quality cannot keep the
 candidate off the front) -> stage 3, full quality, only if the candidate could
 still join the front (staging.py).
 Evaluations go to an Executor, which may keep several in flight.
+The first trials are the seeds (seeds.py); after them each trial is a guided proposal
+(proposer.py: the candidate whose predicted quality, from an additive model fitted to the
+full evaluations so far, adds the most hypervolume), or the sampler's when none is predicted to gain.
 
 Every finished trial carries its recipe, stage and metrics as user attributes,
 so the front can be rebuilt from the storage alone (resume, `show`, the service).
@@ -93,7 +96,7 @@ def _loss(quality: dict[str, float], metric: tuple[str, str]) -> float:
 class _Search:
     def __init__(self, spec: SearchSpec, executor: Executor, progress: Callable[[Progress], None] | None,
                  *, resume: bool, seed_trials: bool, staged: bool, max_full_evaluations: int | None,
-                 use_sensitivity: bool, should_stop: Callable[[], bool] | None = None):
+                 use_sensitivity: bool, should_stop: Callable[[], bool] | None = None, guided: bool = True):
         from search.evaluators.quality import primary_metric
         from search.models import load_graph
 
@@ -114,21 +117,50 @@ class _Search:
         self.started = time.monotonic() - float(self.study.user_attrs.get(ELAPSED_ATTR, 0.0))
         self._elapsed_written = time.monotonic()
         self.consecutive_failures = 0
+        self.params_of: dict[int, dict[str, Any]] = {}  # trial number -> its parameters (the proposer's input)
+        self.taken: set[str] = set()  # recipes evaluated or in flight (as CompressionConfig.to_json())
         self._load_history()
-        if seed_trials and not self.history:
+        seeding = seed_trials and not self.history
+        sensitivity = None
+        if use_sensitivity and (seeding or guided) and len(self.space.groups) > 1:
+            from search.space.sensitivity import layer_sensitivity
+
+            try:
+                sensitivity = layer_sensitivity(spec, self.space, executor, self.metric)
+            except Exception as exc:  # noqa: BLE001 - guidance only: the search goes on without it
+                warnings.warn(f"per-layer sensitivity failed ({type(exc).__name__}: {exc}); "
+                              "searching without it", stacklevel=2)
+        if seeding:
             from search.seeds import seed_params
 
-            sensitivity = None
-            if use_sensitivity and len(self.space.groups) > 1:
-                from search.space.sensitivity import layer_sensitivity
-
-                try:
-                    sensitivity = layer_sensitivity(spec, self.space, executor, self.metric)
-                except Exception as exc:  # noqa: BLE001 - guidance only: the search goes on without it
-                    warnings.warn(f"per-layer sensitivity failed ({type(exc).__name__}: {exc}); "
-                                  "seeding without it", stacklevel=2)
-            for label, params in seed_params(self.space, sensitivity):
+            for label, params in seed_params(self.space, self._cost):
                 self.study.enqueue_trial(params, user_attrs={"seed": label}, skip_if_exists=True)
+        self.proposer = self._proposer(sensitivity) if guided else None
+
+    def _cost(self, params: dict[str, Any]) -> tuple[float, float]:
+        cheap = self.cheap(self.space.recipe(params))
+        return cheap.latency_ms, cheap.memory_bytes
+
+    def _proposer(self, sensitivity: dict[str, float] | None) -> Any:
+        """Guided proposals after the seeds (search/proposer.py); objectives are scaled by the budget, or by
+        the uncompressed model's cost where there is none."""
+        from search.proposer import Proposer
+
+        def cheap(params: dict[str, Any]) -> tuple[float, float, bool, str]:
+            recipe = self.space.recipe(params)
+            c = self.cheap(recipe)
+            return c.latency_ms, c.memory_bytes, c.feasible, recipe.to_json()
+
+        top = self.cheap(self.space.recipe(self.space.params()))
+        b, objectives = self.spec.budget, self.spec.objectives
+        reference = (1.0 if self.metric[1] == "max" else None,
+                     (b.latency_ms or top.latency_ms) if "latency" in objectives else float("inf"),
+                     (b.memory_bytes or top.memory_bytes) if "memory" in objectives else float("inf"))
+        return Proposer(self.space.choices, cheap, reference, self.metric[1], sensitivity, self.spec.seed)
+
+    def _observed(self) -> list[tuple[dict[str, Any], float, float, float, bool]]:
+        return [(self.params_of[c.trial], _loss(c.quality, self.metric), c.latency_ms, c.memory_bytes, c.feasible)
+                for c in self.history if c.stage == "full" and c.trial in self.params_of]
 
     # ---- bookkeeping from the storage --------------------------------------
     def _load_history(self) -> None:
@@ -136,6 +168,8 @@ class _Search:
 
         done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         self.history = [c for c in (Candidate.from_trial(t, self.metric) for t in done) if c is not None]
+        self.params_of.update((t.number, t.params) for t in done)
+        self.taken.update(c.recipe.to_json() for c in self.history)
         for c in self.history:
             if c.stage == "full" and c.proxy_quality:
                 self.promoter.observe(_loss(c.proxy_quality, self.metric), _loss(c.quality, self.metric))
@@ -188,8 +222,13 @@ class _Search:
             self._elapsed_written = now
 
     def _start_trial(self) -> None:
+        if self.proposer is not None and not self._queued():
+            params = self.proposer.propose(self._observed(), self.taken)
+            if params is not None:  # else the sampler proposes
+                self.study.enqueue_trial(params, user_attrs={"proposal": "guided"})
         trial = self.study.ask(self.space.distributions())
         recipe = self.space.recipe(trial.params)
+        self.taken.add(recipe.to_json())
         cheap = self.cheap(recipe)
         if self.staged and not cheap.feasible:
             # stage 1 rejection: no model is built; quality is a pessimistic stand-in the
@@ -199,6 +238,12 @@ class _Search:
             return
         stage = "proxy" if self.staged and self._quality_decides(cheap) else "full"
         self._submit(_Pending(trial, recipe, cheap, stage))
+
+    def _queued(self) -> bool:
+        """Whether enqueued trials (seeds, a proposal) are still waiting to be asked."""
+        from optuna.trial import TrialState
+
+        return bool(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
     def _quality_decides(self, cheap: CheapMetrics) -> bool:
         """Whether the quality proxy can matter: only when a front member is already at least as fast
@@ -284,6 +329,7 @@ class _Search:
         values = {"quality": quality[self.metric[0]], "latency": cheap.latency_ms, "memory": cheap.memory_bytes}
         self.study.tell(p.trial, [float(values[o]) for o in self.spec.objectives])
         self.history.append(candidate)
+        self.params_of[p.trial.number] = p.trial.params
         if p.stage == "full" and self.on_front_change is not None:
             self.on_front_change(self)
         if self.progress is not None:
@@ -351,12 +397,13 @@ def run_search(spec: SearchSpec, executor: Executor | None = None,
                progress: Callable[[Progress], None] | None = None, *, resume: bool = False,
                seed_trials: bool = True, staged: bool = True, max_full_evaluations: int | None = None,
                use_sensitivity: bool = True, save: bool = True,
-               should_stop: Callable[[], bool] | None = None) -> SearchResult:
+               should_stop: Callable[[], bool] | None = None, guided: bool = True) -> SearchResult:
     """Search spec's space for the Pareto front of feasible recipes; saves front.json unless save=False.
 
     resume: continue the latest study of this spec (or spec.study_name), keeping its finished trials,
     until spec.trials trials are complete. seed_trials / staged / use_sensitivity switch off the
-    corresponding features (the benchmark's plain baselines); max_full_evaluations caps stage-3 runs.
+    corresponding features (the benchmark's plain baselines); guided=False leaves every trial after the
+    seeds to the sampler (no search/proposer.py proposals); max_full_evaluations caps stage-3 runs.
     should_stop: asked before each trial starts and about every second while evaluations run; when it
     returns True the search stops at once (evaluations in flight are abandoned; a resumed run re-runs
     them) and the front so far is saved, with stopped_by "stopped".
@@ -370,7 +417,7 @@ def run_search(spec: SearchSpec, executor: Executor | None = None,
     try:
         search = _Search(spec, executor, progress, resume=resume, seed_trials=seed_trials, staged=staged,
                          max_full_evaluations=max_full_evaluations, use_sensitivity=use_sensitivity,
-                         should_stop=should_stop)
+                         should_stop=should_stop, guided=guided)
         if save:
             search.on_front_change = lambda s: save_front(s.result("running"))
         try:

@@ -11,20 +11,26 @@ compare against.
   writes them without ``--pure`` (``filetype_head_params``: the head, or an encoder's / tied model's
   embeddings, at Q6_K), the cheapest quality a user gets from a stock file type;
 - GPTQ at the runtime's 5-, 4- and 3-bit formats, when the space offers GPTQ;
-- the structural axes alone (depth, width, 2:4 sparsity) and together (a ladder down to the smallest
-  model of the space) at 8 bits;
-- when per-layer sensitivity is known, mixed precision that spends the two lowest bit widths (>= 3)
-  on the least sensitive groups.
+- the structural axes alone (each smaller depth, MLP width and head width of the space, 2:4 sparsity)
+  and together (the smallest model of the space), quantized to 4 bits (GPTQ when the
+  space has it): a structural cut already costs far more quality than 4-bit rounding, so pairing it
+  with 8 bits buys almost nothing for twice the memory (demo:minilm: mlp x0.75 loses 0.154 cosine at
+  8 bits, 0.164 at 4-bit GPTQ with 40% less memory).
 
-Order: the uncompressed model, the runtime's baselines, the structural ladder (so a short search
-still sees a spread of speeds), GPTQ, the llama.cpp head variants, then the rest.
+Order (``cost`` given): the uncompressed model, then farthest-point order on predicted (latency,
+memory), so the first evaluations span the cost range (extremes and knees first) and the near-
+duplicates (the llama.cpp head variants) come last. Every seed is still evaluated before anything
+else: the baselines must all be on the board. Without ``cost``: uncompressed, the structural seeds,
+GPTQ, the baselines, the head variants.
 Seeds are deduplicated by the recipe they mean (on a model whose rows do not fit K-quant blocks,
 uniform Q3_K and Q2_K both fall back to Q4_0). Seeds over budget cost nothing: stage 1 rejects them
-without building a model.
+without building a model. Mixing bit widths across layers is left to the guided proposals
+(search/proposer.py), which use the per-group sensitivity.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from search.formats.ggml_types import GGML_TYPES
@@ -84,38 +90,63 @@ def gptq_params(space: RecipeSpace) -> list[Seed]:
     return seeds
 
 
-def seed_params(space: RecipeSpace, sensitivity: dict[str, float] | None = None) -> list[Seed]:
+def structural_params(space: RecipeSpace) -> list[Seed]:
+    """The smallest model of the space (every width and the depth at their minimum: the fast end of the
+    front), then each structural axis alone, at 4 bits (GPTQ if offered). Combinations in between are
+    left to the guided proposals, which predict them from these single-axis points."""
     s = space.space
-    seeds: list[Seed] = [("uncompressed", space.params())]
-    seeds += baseline_params(space)
-    low_bits = sorted((b for b in space.bits if 3 <= b < 16), reverse=True)
-    eight = 8 if 8 in space.bits else (low_bits[0] if low_bits else 16)
-    # the structural ladder early (a short search still gets a spread of speeds): width, heads and depth
-    # shrunk together, step by step down to the smallest model of the space, which anchors the fast,
-    # low-quality end of the front
+    low = [b for b in space.bits if 4 <= b < 16]
+    bits = 4 if 4 in space.bits else (min(low) if low else max(space.bits))
+    method = "gptq" if "gptq" in s.methods and any(n.endswith(".method") for n in space.choices) else "rtn"
+    tag = f"{bits}-bit{' GPTQ' if method == 'gptq' else ''}"
+
+    def at(**kw: Any) -> dict[str, Any]:
+        return space.params(bits=bits, method=method, **kw)
+
     widths, depths = sorted(s.width, reverse=True), sorted(s.depth, reverse=True)
-    for step in range(1, max(len(widths), len(depths))):
-        w, d = widths[min(step, len(widths) - 1)], depths[min(step, len(depths) - 1)]
-        seeds.append((f"{eight}-bit mlp/heads {w:g} depth {d:g}",
-                      space.params(bits=eight, mlp=w, heads=w, depth=d)))
-    seeds += gptq_params(space)
+    seeds: list[Seed] = [(f"{tag} mlp/heads {widths[-1]:g} depth {depths[-1]:g}",
+                          at(mlp=widths[-1], heads=widths[-1], depth=depths[-1]))]
+    seeds += [(f"{tag} depth {d:g}", at(depth=d)) for d in depths if d < 1]
+    seeds += [(f"{tag} mlp {w:g}", at(mlp=w)) for w in widths if w < 1]
+    if "width.heads" in space.choices:
+        seeds += [(f"{tag} heads {w:g}", at(heads=w)) for w in widths if w < 1]
+    two_four = sparsity_option(0.5, "2:4")
+    if any(n.endswith(".sparsity") and two_four in o for n, o in space.choices.items()):
+        seeds.append((f"{tag} 2:4", at(sparsity=two_four)))
+    return seeds
+
+
+def seed_params(space: RecipeSpace, cost: Callable[[dict[str, Any]], tuple[float, float]] | None = None) -> list[Seed]:
+    """Every seed, distinct; with cost(params) -> (latency, memory), ordered to span the cost range."""
+    seeds: list[Seed] = [("uncompressed", space.params())]
+    seeds += structural_params(space)
+    seeds += gptq_params(space)  # before the baselines: of two seeds that cost the same, GPTQ goes first
+    seeds += baseline_params(space)
     seeds += filetype_head_params(space)
-    for depth in sorted((d for d in s.depth if d < 1), reverse=True):
-        seeds.append((f"{eight}-bit depth {depth:g}", space.params(bits=eight, depth=depth)))
-    for width in sorted((w for w in s.width if w < 1), reverse=True):
-        seeds.append((f"{eight}-bit mlp {width:g}", space.params(bits=eight, mlp=width)))
-    if "2:4" in s.sparsity_patterns and 0.5 in s.sparsity:
-        seeds.append((f"{eight}-bit 2:4", space.params(bits=eight, sparsity=sparsity_option(0.5, "2:4"))))
-    if sensitivity and len(low_bits) > 1:
-        ranked = sorted(sensitivity, key=sensitivity.get)  # least sensitive first
-        for low in low_bits[-2:]:  # the two lowest: mixing in 6 or 5 bits saves little over uniform 8
-            if low == eight:
-                continue
-            for share in (0.5, 0.75):
-                cheap_groups = ranked[: max(1, int(round(share * len(ranked))))]
-                seeds.append((f"mixed {low}/{eight}-bit ({share:.0%} least sensitive at {low})",
-                              space.params(bits=eight, per_group={g: {"bits": low} for g in cheap_groups})))
-    return _distinct(space, seeds)
+    seeds = _distinct(space, seeds)
+    return seeds if cost is None else spread_order(seeds, cost)
+
+
+def spread_order(seeds: list[Seed], cost: Callable[[dict[str, Any]], tuple[float, float]]) -> list[Seed]:
+    """The first seed, then farthest-point order on (latency, memory) scaled to their ranges: each next
+    seed is the one farthest from every seed already placed (ties: the earlier one). The first few
+    evaluations thus span fastest to slowest and smallest to largest; near-duplicates come last."""
+    points = [cost(params) for _, params in seeds]
+    spans = [max(p[i] for p in points) - min(p[i] for p in points) or 1.0 for i in range(2)]
+    scaled = [(p[0] / spans[0], p[1] / spans[1]) for p in points]
+    order, left = [0], list(range(1, len(seeds)))
+    nearest = {i: _dist(scaled[i], scaled[0]) for i in left}
+    while left:
+        pick = max(left, key=lambda i: (nearest[i], -i))
+        left.remove(pick)
+        order.append(pick)
+        for i in left:
+            nearest[i] = min(nearest[i], _dist(scaled[i], scaled[pick]))
+    return [seeds[i] for i in order]
+
+
+def _dist(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5
 
 
 def _distinct(space: RecipeSpace, seeds: list[Seed]) -> list[Seed]:
