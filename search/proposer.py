@@ -1,8 +1,9 @@
 """Guided proposals: after the seeds, the next full evaluation goes to the candidate whose predicted
 point adds the most hypervolume to the front.
 
-Candidates come from the front itself (EvoPress-style mutations of front members, and crossovers that
-put one member's structure under another's quantization) plus a few random draws. Each gets its exact
+Candidates come from the front itself: each member's quantization under each structure of the space
+(widths x depth), crossovers of two members, EvoPress-style mutations of members, plus a few random
+draws. Each gets its exact
 stage-1 latency and memory (no model built) and a predicted quality from the additive model
 (search/surrogate.py), refitted to every full evaluation so far. The one with the largest predicted
 hypervolume gain is proposed; when none is predicted to gain anything, the caller falls back to its
@@ -19,8 +20,10 @@ from search.pareto import hypervolume, non_dominated
 from search.surrogate import AdditiveLoss
 
 Params = dict[str, Any]
-POOL = 160  # candidates scored per proposal (stage 1 is ~1 ms each)
+POOL = 240  # candidates scored per proposal (stage 1 is ~1 ms each, and cached)
+MAX_SHAPES = 64  # up to this many structures (widths x depth), each is tried under each front member
 RANDOM_SHARE = 0.1  # of the pool drawn uniformly at random: a little exploration beyond the front
+UNIT = (1.0, 1.0, 1.0)  # the hypervolume's reference point, in objectives scaled by Proposer.reference
 MIN_OBSERVED = 4  # below this many full evaluations the model knows too little: let the sampler propose
 
 
@@ -52,35 +55,41 @@ class Proposer:
         keep = non_dominated(points)
         front = [points[i] for i in keep]
         members = [feasible[i][0] for i in keep]
-        best, best_gain = None, 0.0
+        scored = []
         for params in self._pool(members):
             key = repr(sorted(params.items()))
             if key not in self._costs:
                 self._costs[key] = self.cheap(params)
-            latency, memory, feasible, recipe_key = self._costs[key]
-            if not feasible or recipe_key in taken:
-                continue
-            gain = _gain(self._scaled(self.model.predict(params), latency, memory), front, self.reference_point)
+            latency, memory, ok, recipe_key = self._costs[key]
+            if ok and recipe_key not in taken:
+                scored.append((self._scaled(self.model.predict(params), latency, memory), params))
+        scored.sort(key=lambda s: -_box(s[0]))  # largest boxes first: smaller ones then often cannot win
+        best, best_gain = None, 0.0
+        for point, params in scored:
+            gain = _gain(point, front, UNIT, at_least=best_gain)
             if gain > best_gain:
                 best, best_gain = params, gain
         return best
-
-    @property
-    def reference_point(self) -> tuple[float, float, float]:
-        return (1.0, 1.0, 1.0)
 
     def _scaled(self, loss: float, latency: float, memory: float) -> tuple[float, float, float]:
         return (loss / self._loss_ref, latency / self.reference[1], memory / self.reference[2])
 
     def _pool(self, members: list[Params]) -> list[Params]:
-        pool: list[Params] = []
-        for a in members:  # crossovers: a's structure, b's quantization
-            for b in members:
-                if a is not b and self.structural:
-                    pool.append({**b, **{n: a[n] for n in self.structural}})
-        self.rng.shuffle(pool)
-        pool = pool[: POOL // 2]
-        while len(pool) < POOL * (1 - RANDOM_SHARE) and members:
+        """Front members' quantization under every structure of the space (when there are few) or under
+        other members' structures, uniform crossovers, EvoPress-style mutations, and random draws."""
+        import itertools
+
+        shapes = [dict(zip(self.structural, v, strict=True))
+                  for v in itertools.product(*(self.choices[n] for n in self.structural))]
+        if len(shapes) > MAX_SHAPES:
+            shapes = [{n: m[n] for n in self.structural} for m in members]
+        combos = [{**m, **shape} for m in members for shape in shapes]
+        self.rng.shuffle(combos)
+        pool = combos[: POOL // 2]
+        for _ in range(POOL // 6):
+            a, b = self.rng.choice(members), self.rng.choice(members)
+            pool.append({n: (a if self.rng.random() < 0.5 else b)[n] for n in self.choices})
+        while len(pool) < POOL * (1 - RANDOM_SHARE):
             pool.append(self._mutate(self.rng.choice(members)))
         while len(pool) < POOL:
             pool.append({name: self.rng.choice(options) for name, options in self.choices.items()})
@@ -100,12 +109,21 @@ class Proposer:
         return child
 
 
-def _gain(point: tuple[float, ...], front: list[tuple[float, ...]], reference: tuple[float, ...]) -> float:
-    """Hypervolume the point adds to the front: its own box minus the front's part of that box."""
+def _gain(point: tuple[float, ...], front: list[tuple[float, ...]], reference: tuple[float, ...],
+          at_least: float = 0.0) -> float:
+    """Hypervolume the point adds to the front: its own box minus the front's part of that box
+    (0 without computing it when the point is dominated, or when even its box is <= at_least)."""
     if any(x >= r for x, r in zip(point, reference, strict=True)):
         return 0.0
-    box = 1.0
-    for x, r in zip(point, reference, strict=True):
-        box *= r - x
+    box = _box(point, reference)
+    if box <= at_least or any(all(q <= x for q, x in zip(f, point, strict=True)) for f in front):
+        return 0.0
     clipped = [tuple(max(p, x) for p, x in zip(q, point, strict=True)) for q in front]
     return box - hypervolume(clipped, reference)
+
+
+def _box(point: tuple[float, ...], reference: tuple[float, ...] = (1.0, 1.0, 1.0)) -> float:
+    box = 1.0
+    for x, r in zip(point, reference, strict=True):
+        box *= max(0.0, r - x)
+    return box
