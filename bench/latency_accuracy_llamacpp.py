@@ -34,11 +34,9 @@ from search.formats.filetypes import LLAMACPP_DEFAULT_TYPE, recipe_for_filetype 
 from search.hw_profiles import load_profile  # noqa: E402
 from search.hw_profiles.latency import predict_latency  # noqa: E402
 from search.hw_profiles.llamacpp_bench import (  # noqa: E402
-    GgufRun,
-    clock_for,
     export_for_timing,
     machine_load,
-    time_interleaved,
+    time_gguf,
     timing_dir,
 )
 from search.hw_profiles.runtimes import runtime_caps, unrunnable  # noqa: E402
@@ -103,15 +101,10 @@ def run_model(name: str, config: dict, profile, n_recipes: int, seed: int, decod
         gc.collect()
         print(f"{name}: exported {len(paths)} GGUF models (load {machine_load()})", flush=True)
         for workload, rounds, prerun in (("decode:128", decode_rounds, True), ("prefill:256", prefill_rounds, False)):
-            runs = {label: GgufRun(paths[label], workload, threads) for label, _ in labelled}
-            try:
-                started = time.time()
-                timed = time_interleaved({k: r.run for k, r in runs.items()}, rounds, clock=clock_for(threads),
-                                         prerun=prerun)
-            finally:
-                for r in runs.values():
-                    r.close()
-            print(f"{name} {workload}: {len(runs)} models x {rounds} rounds in {time.time() - started:.0f} s "
+            started = time.time()
+            timed = time_gguf({label: (paths[label], workload) for label, _ in labelled}, rounds, threads=threads,
+                              prerun=prerun)
+            print(f"{name} {workload}: {len(timed)} models x {rounds} rounds in {time.time() - started:.0f} s "
                   f"(load {machine_load()})", flush=True)
             for label, recipe in labelled:
                 predicted = predict_latency(graph, recipe, workload, profile).total_ms

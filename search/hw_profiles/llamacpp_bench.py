@@ -9,6 +9,12 @@
   N (decode: the cache entry is removed again after each step).
 - ``time_interleaved``: every case once per round, rounds repeated, median and spread per case, so a
   burst of load on the shared machine hits all cases alike.
+- ``time_gguf``: GGUF files x workloads timed that way, each case on ``INSTANCES`` separately loaded
+  contexts, the faster context's median kept. Measured here (2026-11-29, one thread, warm width-512
+  models): the first context loaded on a freshly written file sometimes runs a short-context decode
+  step persistently 1.3-2x slower than every later context on the same file (0.27 vs 0.21 ms, 1.10 vs
+  0.57 ms, 1.51 vs 0.77 ms), with a small spread, so more rounds cannot average it out; the second
+  context never showed it. The effect belongs to the loaded context, not to the model.
 
 Threads: llama.cpp's thread pool spins while it waits for its slowest thread, so on a loaded machine a
 multi-thread step waits for a descheduled thread: measured here (2 cores, load average 9) one Q4_0
@@ -32,6 +38,7 @@ from search.errors import SpecError
 from search.workload import Workload
 
 DEFAULT_THREADS = 1
+INSTANCES = 2  # contexts per timed case (see the module note)
 
 
 def clock_for(threads: int) -> str:
@@ -144,6 +151,23 @@ def time_interleaved(cases: dict[Any, Callable[[], None]], rounds: int, *, clock
     return {k: Timing.of(v) for k, v in samples.items()}
 
 
+def time_gguf(cases: dict[Any, tuple[str | Path, Workload | str]], rounds: int, *, threads: int = DEFAULT_THREADS,
+              prerun: bool = True, warmup: int = 1, instances: int = INSTANCES) -> dict[Any, Timing]:
+    """Median time of each (GGUF file, workload) case: every case on `instances` loaded contexts, all
+    interleaved (time_interleaved), and per case the faster context's timing."""
+    runs: dict[tuple[Any, int], GgufRun] = {}
+    try:
+        for key, (path, workload) in cases.items():
+            for i in range(instances):
+                runs[(key, i)] = GgufRun(path, workload, threads)
+        timed = time_interleaved({k: r.run for k, r in runs.items()}, rounds, clock=clock_for(threads),
+                                 warmup=warmup, prerun=prerun)
+    finally:
+        for run in runs.values():
+            run.close()
+    return {key: min((timed[(key, i)] for i in range(instances)), key=lambda t: t.median_ms) for key in cases}
+
+
 @contextmanager
 def timing_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="devicefit-llamacpp-") as tmp:
@@ -163,8 +187,4 @@ def measure_gguf(model: Any, recipe: Any, workload: Workload | str, *, threads: 
     """Median time of one workload unit of `model` compressed by `recipe`, run by llama.cpp."""
     with timing_dir() as tmp:
         path = export_for_timing(model, recipe, tmp / "model.gguf", exact=exact)
-        run = GgufRun(path, workload, threads)
-        try:
-            return time_interleaved({"model": run.run}, rounds, clock=clock_for(threads), warmup=warmup)["model"]
-        finally:
-            run.close()
+        return time_gguf({"model": (path, workload)}, rounds, threads=threads, warmup=warmup)["model"]

@@ -151,13 +151,7 @@ def measure_cases(cases: list[FitCase], *, threads: int, decode_rounds: int, pre
     """Median seconds of each case in llama.cpp (decode and prefill each interleaved over all models)."""
     import gc
 
-    from search.hw_profiles.llamacpp_bench import (
-        GgufRun,
-        clock_for,
-        export_for_timing,
-        time_interleaved,
-        timing_dir,
-    )
+    from search.hw_profiles.llamacpp_bench import export_for_timing, time_gguf, timing_dir
     from search.models import build_from_config
     from search.space.graph import graph_from_config
 
@@ -177,13 +171,8 @@ def measure_cases(cases: list[FitCase], *, threads: int, decode_rounds: int, pre
                 f"blocks, hidden {config['hidden_size']}")
         for kind, rounds, prerun in (("decode", decode_rounds, True), ("prefill", prefill_rounds, False)):
             group = [c for c in cases if c.workload.startswith(kind)]
-            runs = {c.label: GgufRun(files[(_key(c.config), c.gtype)], c.workload, threads) for c in group}
-            try:
-                timed = time_interleaved({k: r.run for k, r in runs.items()}, rounds, clock=clock_for(threads),
-                                         prerun=prerun)
-            finally:
-                for r in runs.values():
-                    r.close()
+            timed = time_gguf({c.label: (files[(_key(c.config), c.gtype)], c.workload) for c in group}, rounds,
+                              threads=threads, prerun=prerun)
             out.update({k: v.median_ms * 1e-3 for k, v in timed.items()})
             say(f"timed {len(group)} {kind} cases x {rounds} rounds")
     return out
