@@ -76,7 +76,11 @@ def test_start_a_search_from_the_form_watch_it_and_download_a_candidate(served, 
 
     page.click("#front-table tbody tr:first-child a")
     page.wait_for_url(f"**/searches/{search_id}/candidates/*")
-    assert page.locator("#heatmap .cell[data-layer]").count() == 36  # MiniLM: 6 blocks x 6 linear layers
+    k = page.url.rstrip("/").split("/")[-1]
+    detail = page.request.get(f"{served}/search/{search_id}/candidates/{k}").json()
+    kept_blocks = 6 - len(detail["dropped_blocks"])  # the fastest candidate may drop blocks
+    assert kept_blocks >= 1
+    assert page.locator("#heatmap .cell[data-layer]").count() == 6 * kept_blocks  # MiniLM: 6 linear layers a block
     assert page.locator("#latency-bars .bar-row").count() >= 2
     page.select_option("#heat-key", "latency_ms")
     page.screenshot(path=str(SHOTS / "candidate.png"), full_page=True)
