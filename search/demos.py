@@ -91,7 +91,7 @@ DEFAULT_RECIPE = TinyLMRecipe()
 # faster and Q8_0 -> Q2_K 2.07x, against 1.14x and 1.24x for tinylm. Wide and shallow because each block
 # costs a fixed overhead per token; the byte vocabulary keeps the embedding and head at 0.5M parameters.
 SMALLLM_RECIPE = TinyLMRecipe(hidden_size=1024, num_layers=3, num_heads=16, num_kv_heads=4, intermediate_size=2816,
-                              steps=500, lr=1e-3, precision="bf16")
+                              steps=300, lr=1e-3, precision="bf16")
 # the demos trained here: name -> recipe of the copy that `search-cli demo build NAME` makes
 BUILT_DEMOS: dict[str, TinyLMRecipe] = {"tinylm": DEFAULT_RECIPE, "smalllm": SMALLLM_RECIPE}
 

@@ -24,7 +24,7 @@ def test_smalllm_recipe_is_what_the_docs_say():
     config = r.config()
     assert (config["vocab_size"], config["hidden_size"], config["num_hidden_layers"]) == (256, 1024, 3)
     assert (config["num_attention_heads"], config["num_key_value_heads"], config["intermediate_size"]) == (16, 4, 2816)
-    assert (r.steps, r.batch_size, r.seq_len, r.lr, r.precision, r.corpus) == (500, 16, 128, 1e-3, "bf16",
+    assert (r.steps, r.batch_size, r.seq_len, r.lr, r.precision, r.corpus) == (300, 16, 128, 1e-3, "bf16",
                                                                             "pydoc-topics:calib")
     from search.hf_models import build_from_config
 
