@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 
-from service import errors, openapi
+from service import errors, openapi, warm_up
 from service.archives import Archives
 from service.db import make_engine, migrate, session_factory
 from service.dispatch import Dispatcher
@@ -66,7 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         migrate(services.engine)
+        warming = warm_up.start(services)
         yield
+        warming.join(timeout=30)  # it may hold a connection to the database
         services.engine.dispose()
 
     # FastAPI's Swagger/ReDoc pages load their scripts from a CDN: /docs is our own (routes/docs.py)
