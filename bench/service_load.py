@@ -141,7 +141,9 @@ def write_doc(result: dict) -> None:
     load, soak = result["load"], result["soak"]
     lines = [f"{result['host']}; {load['searches']} searches ({SEARCH['trials']} trials each) from "
              f"{load['searches']} clients at once, {load['pollers']} pollers each every 0.5 s; one worker with 2 "
-             f"evaluation processes at nice 19; 1-minute load average {result['load_average']}.", "",
+             f"evaluation processes at nice 19.", "", f"Command: `{result['command']}`; `uptime` before the load "
+             f"phase: {result['uptime']['before_load']}; after it: {result['uptime']['after_load']}; after the "
+             f"soak: {result['uptime']['after_soak']}.", "",
              f"- load: all done: **{load['all_done']}** ({', '.join(load['statuses'])}) in {load['seconds']} s", "",
              "| GET | requests | p50 ms | p95 ms | p99 ms | max ms | 5xx | other errors |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -150,12 +152,15 @@ def write_doc(result: dict) -> None:
         if row:
             lines.append(f"| `{kind}` | {row['requests']} | {row['p50_ms']} | {row['p95_ms']} | **{row['p99_ms']}** | "
                          f"{row['max_ms']} | {row['5xx']} | {row['errors'] - row['5xx']} |")
-    b, a = soak["before"], soak["after"]
-    lines += ["", f"- soak: {soak['searches']} searches in sequence in {soak['seconds']} s, {soak['failed']} failed; "
-              f"service RSS {b['rss_mb']} → {a['rss_mb']} MB, open files {b['open_files']} → {a['open_files']}, "
-              f"Redis keys {b['redis_keys']} → {a['redis_keys']}, of which without an expiry "
-              f"{b['redis_keys_without_expiry']} → {a['redis_keys_without_expiry']} "
-              f"({', '.join(a['without_expiry']) or 'none'})"]
+    if soak is None:
+        lines += ["", "- soak: not run (`--soak 0`)"]
+    else:
+        b, a = soak["before"], soak["after"]
+        lines += ["", f"- soak: {soak['searches']} searches in sequence in {soak['seconds']} s, {soak['failed']} failed; "
+                  f"service RSS {b['rss_mb']} → {a['rss_mb']} MB, open files {b['open_files']} → "
+                  f"{a['open_files']}, Redis keys {b['redis_keys']} → {a['redis_keys']}, of which without an "
+                  f"expiry {b['redis_keys_without_expiry']} → {a['redis_keys_without_expiry']} "
+                  f"({', '.join(a['without_expiry']) or 'none'})"]
     text = DOC.read_text()
     block = BEGIN + "\n" + "\n".join(lines) + "\n" + END
     if BEGIN in text:
@@ -163,6 +168,10 @@ def write_doc(result: dict) -> None:
     else:
         text = text.rstrip() + "\n\n## Load and soak\n\n`bench/service_load.py` (see its docstring).\n\n" + block + "\n"
     DOC.write_text(text)
+
+
+def _uptime() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -177,18 +186,24 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds the load phase may take")
     parser.add_argument("--no-doc", action="store_true", help="print only; do not rewrite docs/service.md")
     args = parser.parse_args()
+    nice = os.nice(0)
+    command = (f"nice -n {nice} " if nice else "") + ".venv/bin/python bench/service_load.py " + " ".join(sys.argv[1:])
+    uptime = {"before_load": _uptime()}
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="devicefit-load-") as tmp:
         stack = Stack(Path(tmp))
         try:
             load_before = os.getloadavg()[0]
             load = load_phase(stack, args.searches, args.pollers, args.timeout)
+            uptime["after_load"] = _uptime()
             print(json.dumps(load, indent=1), flush=True)
-            soak = soak_phase(stack, args.soak)
+            soak = soak_phase(stack, args.soak) if args.soak else None
+            uptime["after_soak"] = _uptime()
             print(json.dumps(soak, indent=1), flush=True)
         finally:
             stack.stop()
     result = {"host": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-                      f"{time.strftime('%Y-%m-%d')}",
+                      f"{started}", "command": command, "uptime": uptime,
               "load_average": f"{load_before:.1f}-{os.getloadavg()[0]:.1f}", "load": load, "soak": soak}
     (ROOT / "docs" / "service_load.json").write_text(json.dumps(result, indent=1) + "\n")
     if not args.no_doc:
