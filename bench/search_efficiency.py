@@ -145,6 +145,7 @@ def write_outputs(out: Path, payload: dict, checkpoints: list[int]) -> None:
         lines += haq_table(payload["haq"])
     commands = list(dict.fromkeys(c for c in (payload.get("command"), payload.get("haq_command")) if c))
     lines += [""] + [f"Command: `{c}`" for c in commands]
+    lines += [w for w in payload.get("when", []) if w]
     (out / "search_efficiency.md").write_text("\n".join(lines) + "\n")
     if runs:
         from bench.efficiency_plot import plot
@@ -268,8 +269,17 @@ def report(args: argparse.Namespace) -> None:
                "runs": arms.get("runs", []),
                "haq_part": {k: v for k, v in haq.items() if k != "haq"}, "haq": haq.get("haq", [])}
     payload["command"], payload["haq_command"] = arms.get("command", ""), haq.get("command", "")
+    payload["when"] = [_when(p) for p in (arms, haq) if p.get("command")]
     payload["reference_front"] = arms.get("reference_front", [])
     write_outputs(args.out, payload, arms.get("checkpoints", args.checkpoints))
+
+
+def _when(part: dict) -> str:
+    """When a part ran and the machine's load average (1/5/15 min) at its start and end, if recorded."""
+    if "load_start" not in part:
+        return ""
+    load = " / ".join(" ".join(f"{x:.2f}" for x in part[k]) for k in ("load_start", "load_end") if k in part)
+    return f"Ran {part['started']} – {part.get('finished', '?')}; load average at start / end: {load}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = ["arms", "haq"] if args.part == "all" else [args.part]
     for name in parts:
         part = {"command": f"{ENV_PREFIX}nice -n 5 .venv/bin/python bench/search_efficiency.py " + " ".join(sys.argv[1:]),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_start": os.getloadavg()}
         path = args.results / f"part-{name}.json"
 
         def save(part: dict = part, path: Path = path) -> None:
@@ -292,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
 
         (run_arms if name == "arms" else run_haq)(args, part, save)
         part["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        part["load_end"] = os.getloadavg()
         save()
     print((args.out / "search_efficiency.md").read_text())
     return 0
