@@ -8,7 +8,7 @@ bench/service_latency.py does. Then:
   of those searches, until every search finished. Recorded: whether all completed, p50/p95/p99 of
   both GETs (client side), and 5xx answers (any non-2xx counts as an error).
 - soak: `--soak` small searches one after the other; the service's RSS and open file descriptors
-  and the Redis key count are read before and after (task results expire after a day, ledger
+  and the Redis key count are read before and after (task results expire after 7 days, ledger
   entries after theirs; nothing should grow per search beyond that).
 
 Usage: .venv/bin/python bench/service_load.py [--searches 8] [--pollers 50] [--soak 100]
@@ -187,7 +187,8 @@ def main() -> None:
     parser.add_argument("--no-doc", action="store_true", help="print only; do not rewrite docs/service.md")
     args = parser.parse_args()
     nice = os.nice(0)
-    command = (f"nice -n {nice} " if nice else "") + ".venv/bin/python bench/service_load.py " + " ".join(sys.argv[1:])
+    command = " ".join([*(["nice", "-n", str(nice)] if nice else []), ".venv/bin/python", "bench/service_load.py",
+                        *sys.argv[1:]])
     uptime = {"before_load": _uptime()}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="devicefit-load-") as tmp:
