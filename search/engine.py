@@ -223,7 +223,12 @@ class _Search:
 
     def _start_trial(self) -> None:
         if self.proposer is not None and not self._queued():
-            params = self.proposer.propose(self._observed(), self.taken)
+            try:
+                params = self.proposer.propose(self._observed(), self.taken)
+            except Exception as exc:  # noqa: BLE001 - guidance only: the sampler carries on alone
+                warnings.warn(f"guided proposals failed ({type(exc).__name__}: {exc}); the sampler proposes "
+                              "from here on", stacklevel=2)
+                self.proposer, params = None, None
             if params is not None:  # else the sampler proposes
                 self.study.enqueue_trial(params, user_attrs={"proposal": "guided"})
         trial = self.study.ask(self.space.distributions())

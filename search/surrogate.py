@@ -52,16 +52,17 @@ class AdditiveLoss:
         return f"{name}={value!r}" + ("" if primary_value is None else f"|{primary_value!r}")
 
     def features(self, params: Params) -> list[int]:
-        out = []
+        keys = []
         for name, options in self.choices.items():
             value = params.get(name, options[0])
             if value == options[0]:
                 continue
-            out.append(self.index[self._key(name, value)])
+            keys.append(self._key(name, value))
             primary = self.primary.get(name.rpartition(".")[0])
             if primary is not None and primary != name:
-                out.append(self.index[self._key(name, value, params.get(primary, self.choices[primary][0]))])
-        return out
+                keys.append(self._key(name, value, params.get(primary, self.choices[primary][0])))
+        # a value outside today's choices (a trial resumed from an older space) has no feature
+        return [self.index[k] for k in keys if k in self.index]
 
     def target(self, loss: float) -> float:
         return -math.log(max(1e-9, 1.0 - loss)) if self.similarity else loss

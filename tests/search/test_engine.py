@@ -191,3 +191,19 @@ def test_promoter_skips_only_what_the_proxy_error_cannot_save():
     assert not promoter.promote(0.5, 20.0, 200.0, front)  # far worse, slower and bigger
     assert promoter.promote(0.0105, 20.0, 200.0, front)  # within the proxy's error of the front member
     assert promoter.promote(0.5, 5.0, 200.0, front)  # faster: it could join the front
+
+
+def test_trials_after_the_seeds_are_guided_proposals_unless_switched_off(tiny_spec):
+    def guided(result):
+        _, trials = _complete(result)
+        return [t for t in trials if t.user_attrs.get("proposal") == "guided"]
+
+    result = run_search(tiny_spec(trials=40), _executor(), use_sensitivity=False)
+    proposals = guided(result)
+    assert proposals and all(not t.user_attrs.get("seed") for t in proposals)
+    _, trials = _complete(result)
+    seeds = [t.number for t in trials if t.user_attrs.get("seed")]
+    assert max(seeds) < min(t.number for t in trials if not t.user_attrs.get("seed"))  # the seeds run first
+    recipes = [t.user_attrs["candidate"]["recipe"] for t in trials]
+    assert all(recipes.count(t.user_attrs["candidate"]["recipe"]) == 1 for t in proposals)  # never a repeat
+    assert not guided(run_search(tiny_spec(trials=40), _executor(), use_sensitivity=False, guided=False))

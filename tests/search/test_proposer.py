@@ -100,3 +100,9 @@ def test_proposals_beat_random_choice_in_a_known_world():
     feasible = [p for p in everything if cost(p)[0] <= 9.0 and p not in start]
     random_hv = sorted(hv(start + random.Random(s).sample(feasible, 10)) for s in range(20))
     assert hv(seen) > random_hv[len(random_hv) // 2]
+
+
+def test_a_value_outside_the_choices_adds_no_feature():
+    model = AdditiveLoss(CHOICES, "max")
+    model.fit([(params(4, 4), 0.1)])
+    assert model.predict({**params(4, 4), "width.mlp": 0.3}) == model.predict(params(4, 4))
