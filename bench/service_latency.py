@@ -169,7 +169,7 @@ def main() -> None:
             done_id = http_json(stack.url + "/search", SEARCH)["id"]
             wait_until(lambda: http_json(f"{stack.url}/search/{done_id}")["status"] == "done", 600, "the search")
             front = len(http_json(f"{stack.url}/search/{done_id}")["front"])
-            running_id = http_json(stack.url + "/search", {**SEARCH, "trials": 5000, "seed": 1})["id"]
+            running_id = http_json(stack.url + "/search", {**SEARCH, "trials": 2000, "seed": 1})["id"]
             wait_until(lambda: http_json(f"{stack.url}/search/{running_id}")["progress"]["completed"] > 0, 300,
                        "the second search to start")
             phases = {"single": (done_id, 0.0, 1), "finished": (done_id, 0.0, CLIENTS),
