@@ -87,6 +87,13 @@ class _Pending:
         self.predicted_latency_ms = self.cheap.latency_ms
 
 
+def _recipe_key(recipe: CompressionConfig) -> str:
+    """A short stable key of what a recipe means (the proposer keeps one per candidate it has costed)."""
+    import hashlib
+
+    return hashlib.sha1(recipe.to_json().encode()).hexdigest()
+
+
 def _loss(quality: dict[str, float], metric: tuple[str, str]) -> float:
     """Quality as a loss >= 0: 1 - cosine for similarity metrics (<= 1, maximised), else the metric itself."""
     value = quality[metric[0]]
@@ -118,7 +125,7 @@ class _Search:
         self._elapsed_written = time.monotonic()
         self.consecutive_failures = 0
         self.params_of: dict[int, dict[str, Any]] = {}  # trial number -> its parameters (the proposer's input)
-        self.taken: set[str] = set()  # recipes evaluated or in flight (as CompressionConfig.to_json())
+        self.taken: set[str] = set()  # recipes evaluated or in flight (_recipe_key)
         self._load_history()
         seeding = seed_trials and not self.history
         sensitivity = None
@@ -149,7 +156,7 @@ class _Search:
         def cheap(params: dict[str, Any]) -> tuple[float, float, bool, str]:
             recipe = self.space.recipe(params)
             c = self.cheap(recipe)
-            return c.latency_ms, c.memory_bytes, c.feasible, recipe.to_json()
+            return c.latency_ms, c.memory_bytes, c.feasible, _recipe_key(recipe)
 
         top = self.cheap(self.space.recipe(self.space.params()))
         b, objectives = self.spec.budget, self.spec.objectives
@@ -169,7 +176,7 @@ class _Search:
         done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         self.history = [c for c in (Candidate.from_trial(t, self.metric) for t in done) if c is not None]
         self.params_of.update((t.number, t.params) for t in done)
-        self.taken.update(c.recipe.to_json() for c in self.history)
+        self.taken.update(_recipe_key(c.recipe) for c in self.history)
         for c in self.history:
             if c.stage == "full" and c.proxy_quality:
                 self.promoter.observe(_loss(c.proxy_quality, self.metric), _loss(c.quality, self.metric))
@@ -233,7 +240,7 @@ class _Search:
                 self.study.enqueue_trial(params, user_attrs={"proposal": "guided"})
         trial = self.study.ask(self.space.distributions())
         recipe = self.space.recipe(trial.params)
-        self.taken.add(recipe.to_json())
+        self.taken.add(_recipe_key(recipe))
         cheap = self.cheap(recipe)
         if self.staged and not cheap.feasible:
             # stage 1 rejection: no model is built; quality is a pessimistic stand-in the

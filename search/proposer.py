@@ -3,9 +3,8 @@ point adds the most hypervolume to the front.
 
 Candidates come from the front itself: each member's quantization under each structure of the space
 (widths x depth), crossovers of two members, EvoPress-style mutations of members, plus a few random
-draws. Each gets its exact
-stage-1 latency and memory (no model built) and a predicted quality from the additive model
-(search/surrogate.py), refitted to every full evaluation so far. The one with the largest predicted
+draws. Each gets its exact stage-1 latency and memory (no model built) and a predicted quality from
+the additive model (search/surrogate.py), refitted to every full evaluation so far. The one with the largest predicted
 hypervolume gain is proposed; when none is predicted to gain anything, the caller falls back to its
 sampler (NSGA-II by default). Predictions cost no forward pass: only full evaluations teach the model.
 """
