@@ -30,6 +30,7 @@ without building a model. Mixing bit widths across layers is left to the guided 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -77,7 +78,7 @@ def gptq_params(space: RecipeSpace) -> list[Seed]:
     """Uniform GPTQ at the runtime's 5-, 4- and 3-bit formats: on GGUF runtimes the preferred type of those
     bits that fits each group; elsewhere the largest group size (the usual GPTQ baseline, g128: GPTQ's
     error compensation stands in for finer groups)."""
-    if "gptq" not in space.space.methods or not any(name.endswith(".method") for name in space.choices):
+    if not _offers_gptq(space):
         return []
     seeds = []
     for bits in (b for b in GPTQ_BITS if b in space.bits):
@@ -97,7 +98,7 @@ def structural_params(space: RecipeSpace) -> list[Seed]:
     s = space.space
     low = [b for b in space.bits if 4 <= b < 16]
     bits = 4 if 4 in space.bits else (min(low) if low else max(space.bits))
-    method = "gptq" if "gptq" in s.methods and any(n.endswith(".method") for n in space.choices) else "rtn"
+    method = "gptq" if _offers_gptq(space) else "rtn"
     tag = f"{bits}-bit{' GPTQ' if method == 'gptq' else ''}"
 
     def at(**kw: Any) -> dict[str, Any]:
@@ -135,18 +136,19 @@ def spread_order(seeds: list[Seed], cost: Callable[[dict[str, Any]], tuple[float
     spans = [max(p[i] for p in points) - min(p[i] for p in points) or 1.0 for i in range(2)]
     scaled = [(p[0] / spans[0], p[1] / spans[1]) for p in points]
     order, left = [0], list(range(1, len(seeds)))
-    nearest = {i: _dist(scaled[i], scaled[0]) for i in left}
+    nearest = {i: math.dist(scaled[i], scaled[0]) for i in left}
     while left:
         pick = max(left, key=lambda i: (nearest[i], -i))
         left.remove(pick)
         order.append(pick)
         for i in left:
-            nearest[i] = min(nearest[i], _dist(scaled[i], scaled[pick]))
+            nearest[i] = min(nearest[i], math.dist(scaled[i], scaled[pick]))
     return [seeds[i] for i in order]
 
 
-def _dist(a: tuple[float, float], b: tuple[float, float]) -> float:
-    return ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5
+def _offers_gptq(space: RecipeSpace) -> bool:
+    """Whether the space lets a group choose GPTQ (a method choice exists and includes it)."""
+    return "gptq" in space.space.methods and any(name.endswith(".method") for name in space.choices)
 
 
 def _distinct(space: RecipeSpace, seeds: list[Seed]) -> list[Seed]:

@@ -45,7 +45,6 @@ class AdditiveLoss:
                         self.penalty[self._key(name, value, p_value)] = RIDGE / share.get(label, 1.0)
         self.index = {key: i for i, key in enumerate(self.penalty)}
         self.effects = [0.0] * len(self.index)
-        self.observed = 0
 
     @staticmethod
     def _key(name: str, value: Any, primary_value: Any = None) -> str:
@@ -71,7 +70,6 @@ class AdditiveLoss:
         """observations: (params, loss >= 0) of fully evaluated candidates."""
         import numpy as np
 
-        self.observed = len(observations)
         if not observations:
             return
         x = np.zeros((len(observations), len(self.index)))
