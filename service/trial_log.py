@@ -46,16 +46,19 @@ class TrialLog:
         open_now = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
         seen = {t.number for t in open_now}
         count = max([self.count, *(n + 1 for n in seen)])
+        ids: dict[int, int] = {}  # trial number -> storage id, of the numbers probed below
         while True:  # trial numbers are consecutive: probe past the highest known one
             if count - self.count > FULL_READ_ABOVE:
                 return None
             try:
-                storage.get_trial_id_from_study_id_trial_number(study_id, count)
+                ids[count] = storage.get_trial_id_from_study_id_trial_number(study_id, count)
             except KeyError:
                 break
             count += 1
         ended = sorted((set(self.open) | set(range(self.count, count))) - seen)
         if len(ended) > FULL_READ_ABOVE:
             return None
-        return open_now + [storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study_id, number))
-                           for number in ended]
+        for number in ended:
+            if number not in ids:  # an open trial of the last read (probed numbers have their id already)
+                ids[number] = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        return open_now + [storage.get_trial(ids[number]) for number in ended]
