@@ -1,7 +1,12 @@
 """Predicted (host-llamacpp profile) vs measured (llama.cpp on this machine) latency of random GGUF recipes.
 
-    .venv/bin/python bench/latency_accuracy_llamacpp.py [--recipes 30] [--profile host-llamacpp|fresh|FILE]
+    .venv/bin/python bench/latency_accuracy_llamacpp.py [--recipes 30] [--profile fresh|host-llamacpp|FILE]
         [--decode-rounds 11] [--prefill-rounds 5] [--models tinylm,llama100m]
+
+``--profile fresh`` profiles this machine (search.hw_profiles.llamacpp_profile) with the recipes' timings
+interleaved round by round into the fitting cases' timings, so profile and check see the same machine
+state; the fit itself uses only its own synthetic models. The fitting timings are saved with the
+results, for bench/latency_refit_llamacpp.py.
 
 Models: a demo:tinylm-sized Llama (its config, random weights) and a ~100M-parameter random-init Llama
 (the config of bench/latency_accuracy.py) - both disjoint from the synthetic models the profile was
@@ -72,8 +77,9 @@ def random_recipe(rng: random.Random, graph, types: tuple[str, ...]):
     return parse_recipe(data)
 
 
-def run_model(name: str, config: dict, profile, n_recipes: int, seed: int, decode_rounds: int,
-              prefill_rounds: int, threads: int) -> list[dict]:
+def export_recipes(name: str, config: dict, profile, n_recipes: int, seed: int, directory: Path) -> list[dict]:
+    """The F16/Q8_0/Q4_0 file types and `n_recipes` random runnable recipes of one model, each written as
+    a GGUF file in `directory`: [{model, recipe (label), recipe_obj, path}]."""
     from search.models import build_from_config
     from search.space.graph import graph_from_config
 
@@ -81,37 +87,57 @@ def run_model(name: str, config: dict, profile, n_recipes: int, seed: int, decod
     model = build_from_config(config, seed=seed)
     caps = runtime_caps(profile)
     rng = random.Random(seed)
-    rows: list[dict] = []
-    with timing_dir() as tmp:
-        labelled = [(f"filetype:{t}", recipe_for_filetype(graph, t)) for t in SPEEDUP_TYPES]
-        paths = {}
-        for label, recipe in labelled:
-            paths[label] = export_for_timing(model, recipe, tmp / f"{len(paths)}.gguf")
-        while len(paths) < n_recipes + len(SPEEDUP_TYPES):
-            recipe = random_recipe(rng, graph, caps.weight_formats)
-            if unrunnable(graph, recipe, caps):
-                continue
-            label = f"random{len(paths) - len(SPEEDUP_TYPES)}"
-            try:
-                paths[label] = export_for_timing(model, recipe, tmp / f"{len(paths)}.gguf")
-            except RecipeError:
-                continue  # a type whose block does not divide a pruned row: not runnable, draw again
-            labelled.append((label, recipe))
-        del model
-        gc.collect()
-        print(f"{name}: exported {len(paths)} GGUF models (load {machine_load()})", flush=True)
-        for workload, rounds, prerun in (("decode:128", decode_rounds, True), ("prefill:256", prefill_rounds, False)):
-            started = time.time()
-            timed = time_gguf({label: (paths[label], workload) for label, _ in labelled}, rounds, threads=threads,
-                              prerun=prerun)
-            print(f"{name} {workload}: {len(timed)} models x {rounds} rounds in {time.time() - started:.0f} s "
-                  f"(load {machine_load()})", flush=True)
-            for label, recipe in labelled:
-                predicted = predict_latency(graph, recipe, workload, profile).total_ms
-                t = timed[label]
-                rows.append({"model": name, "workload": workload, "recipe": label, "predicted_ms": predicted,
-                             "measured_ms": t.median_ms, "spread_ms": t.spread_ms,
-                             "error": predicted / t.median_ms - 1.0, "recipe_json": recipe.to_json()})
+    labelled = [(f"filetype:{t}", recipe_for_filetype(graph, t)) for t in SPEEDUP_TYPES]
+    out = []
+    for label, recipe in labelled:
+        out.append({"model": name, "recipe": label, "recipe_obj": recipe,
+                    "path": export_for_timing(model, recipe, directory / f"{name}{len(out)}.gguf")})
+    while len(out) < n_recipes + len(SPEEDUP_TYPES):
+        recipe = random_recipe(rng, graph, caps.weight_formats)
+        if unrunnable(graph, recipe, caps):
+            continue
+        label = f"random{len(out) - len(SPEEDUP_TYPES)}"
+        try:
+            path = export_for_timing(model, recipe, directory / f"{name}{len(out)}.gguf")
+        except RecipeError:
+            continue  # a type whose block does not divide a pruned row: not runnable, draw again
+        out.append({"model": name, "recipe": label, "recipe_obj": recipe, "path": path})
+    del model
+    gc.collect()
+    print(f"{name}: exported {len(out)} GGUF models (load {machine_load()})", flush=True)
+    return out
+
+
+def timing_cases(exported: list[dict]) -> dict[str, tuple[Path, str]]:
+    """Every exported recipe x workload as a time_gguf case, labelled model|recipe|workload."""
+    return {f"{e['model']}|{e['recipe']}|{w}": (e["path"], w) for e in exported for w in WORKLOADS}
+
+
+def time_cases(cases: dict[str, tuple[Path, str]], threads: int, decode_rounds: int, prefill_rounds: int,
+               contexts: dict) -> dict:
+    """Decode cases, then prefill cases, each interleaved round by round over every model."""
+    timed = {}
+    for kind, rounds, prerun in (("decode", decode_rounds, True), ("prefill", prefill_rounds, False)):
+        started = time.time()
+        group = {k: v for k, v in cases.items() if v[1].startswith(kind)}
+        timed.update(time_gguf(group, rounds, threads=threads, prerun=prerun, contexts=contexts))
+        print(f"{kind}: {len(group)} models x {rounds} rounds in {time.time() - started:.0f} s "
+              f"(load {machine_load()})", flush=True)
+    return timed
+
+
+def result_rows(exported: list[dict], timed: dict, profile) -> list[dict]:
+    from search.space.graph import graph_from_config
+
+    rows = []
+    for workload in WORKLOADS:
+        for e in exported:
+            graph = graph_from_config(MODELS[e["model"]])
+            predicted = predict_latency(graph, e["recipe_obj"], workload, profile).total_ms
+            t = timed[f"{e['model']}|{e['recipe']}|{workload}"]
+            rows.append({"model": e["model"], "workload": workload, "recipe": e["recipe"], "predicted_ms": predicted,
+                         "measured_ms": t.median_ms, "spread_ms": t.spread_ms,
+                         "error": predicted / t.median_ms - 1.0, "recipe_json": e["recipe_obj"].to_json()})
     return rows
 
 
@@ -160,7 +186,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", type=int, default=30)
     parser.add_argument("--profile", default="host-llamacpp",
-                        help="a profile name or file, or 'fresh': measure one right before the timings")
+                        help="a profile name or file, or 'fresh': measure one, interleaved with the recipes' timings")
     parser.add_argument("--decode-rounds", type=int, default=11)
     parser.add_argument("--prefill-rounds", type=int, default=5)
     parser.add_argument("--models", default=",".join(MODELS))
@@ -173,21 +199,33 @@ def main() -> int:
 
     from search.hw_profiles.host import _cpu_name
 
-    if args.profile == "fresh":  # profile the machine right before timing: the same load as the recipes see
-        from search.hw_profiles.llamacpp_profile import measure_llamacpp
-
-        started = time.time()
-        profile = measure_llamacpp(decode_rounds=21, prefill_rounds=5)
-        print(f"fresh profile in {time.time() - started:.0f} s (fit median |error| "
-              f"{profile.calibration['median_abs_error']:.1%})", flush=True)
-    else:
-        profile = load_profile(args.profile)
-    threads = profile.threads or 1
+    fit_timings: dict = {}
+    contexts: dict = {}  # every loaded context's samples per case, for offline study
     load_before = machine_load()
-    rows: list[dict] = []
-    for i, name in enumerate(args.models.split(",")):
-        rows += run_model(name, MODELS[name], profile, args.recipes, args.seed + i, args.decode_rounds,
-                          args.prefill_rounds, threads)
+    with timing_dir() as tmp:
+        # the recipes are drawn with the shipped profile's runtime capabilities (the same for a fresh one)
+        caps_profile = load_profile("host-llamacpp" if args.profile == "fresh" else args.profile)
+        exported = []
+        for i, name in enumerate(args.models.split(",")):
+            exported += export_recipes(name, MODELS[name], caps_profile, args.recipes, args.seed + i, tmp)
+        cases = timing_cases(exported)
+        if args.profile == "fresh":
+            # profile the machine with the recipes' timings interleaved into the fit's: both see the same
+            # machine state (a shared host's speed drifts by several % within minutes); the fit uses only
+            # its own synthetic models
+            from search.hw_profiles.llamacpp_profile import measure_llamacpp
+
+            started = time.time()
+            profile = measure_llamacpp(decode_rounds=args.decode_rounds, prefill_rounds=args.prefill_rounds,
+                                       timings=fit_timings, along=cases, progress=print, contexts=contexts)
+            timed = {k: fit_timings.pop(k) for k in cases}
+            print(f"fresh profile and recipes timed in {time.time() - started:.0f} s (fit median |error| "
+                  f"{profile.calibration['median_abs_error']:.1%})", flush=True)
+        else:
+            profile = load_profile(args.profile)
+            timed = time_cases(cases, profile.threads or 1, args.decode_rounds, args.prefill_rounds, contexts)
+    threads = profile.threads or 1
+    rows = result_rows(exported, timed, profile)
     groups = {}
     for key in sorted({(r["model"], r["workload"]) for r in rows}):
         groups[key] = summarize([r for r in rows if (r["model"], r["workload"]) == key])
@@ -200,7 +238,12 @@ def main() -> int:
             "decode_rounds": args.decode_rounds, "prefill_rounds": args.prefill_rounds}
     Path(args.out).write_text(json.dumps({"meta": meta, "summary": summary,
                                           "groups": {f"{m} {w}": s for (m, w), s in groups.items()},
-                                          "speedups": ups, "rows": rows}, indent=1))
+                                          "speedups": ups, "rows": rows,
+                                          # a fresh profile's fitting timings: refit offline with
+                                          # bench/latency_refit_llamacpp.py
+                                          "fit_seconds": {k: t.median_ms * 1e-3 for k, t in fit_timings.items()},
+                                          "samples_ms": {k: [t.samples_ms for t in v] for k, v in contexts.items()}},
+                                         indent=1))
     print(markdown(summary, groups, ups, meta))
     return 0
 

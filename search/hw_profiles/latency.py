@@ -10,6 +10,9 @@ the exact storage formula of ``search.memory.layer_weight_bytes``, with the bits
 the device's runtime really stores; a layer with a runtime ``format`` (a GGUF type)
 stores exactly that type's blocks. A tied output head is the token embedding
 matrix, so it is stored and read as the recipe's ``embedding`` entry says.
+A prompt computes the logits of its output rows only (``prefill_logits: last``);
+where the runtime also drops the other rows right after the last block's attention
+(llama.cpp), that block's MLP and its glue run on the output rows alone.
 
 Because every efficiency factor is at most 1, no op is predicted faster than
 max(flops / peak, bytes / bandwidth).
@@ -23,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from search.recipe import LayerCompression, SparsityPattern
+from search.space.families import MLP_INPUT_ROLES, MLP_OUTPUT_ROLES
 from search.workload import Workload
 
 if TYPE_CHECKING:
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
     from search.recipe import CompressionConfig
     from search.space.graph import LayerInfo, ModelGraph
 
+MLP_ROLES = frozenset(MLP_OUTPUT_ROLES + MLP_INPUT_ROLES)
 
 
 @dataclass(slots=True)
@@ -76,7 +81,9 @@ def predict_latency(graph: ModelGraph, recipe: CompressionConfig, workload: Work
     if isinstance(workload, str):
         workload = Workload.parse(workload)
     settings = recipe.resolve(graph)
-    model = _Costs(profile, graph, workload, _stored_weight_bytes(graph, recipe, settings, profile))
+    blocks = graph.blocks_of(recipe.keep_blocks)
+    model = _Costs(profile, graph, workload, _stored_weight_bytes(graph, recipe, settings, profile),
+                   outputs_only_block(blocks, workload, profile))
     ops: list[LayerLatency] = []
     weight_bytes = 0
     for layer in recipe.kept_layers(graph):
@@ -84,7 +91,6 @@ def predict_latency(graph: ModelGraph, recipe: CompressionConfig, workload: Work
         op, stored = model.linear(layer, in_f, out_f, _layer_setting(layer, recipe, settings))
         ops.append(op)
         weight_bytes += 0 if layer.tied else stored  # a tied head is the embedding, counted in others
-    blocks = graph.blocks_of(recipe.keep_blocks)
     for block in blocks:
         ops.append(model.attention(block, recipe))
         ops.append(model.elementwise(block, recipe))
@@ -104,8 +110,10 @@ def predict_latency(graph: ModelGraph, recipe: CompressionConfig, workload: Work
 class _Costs:
     """Costs of each kind of op for one (profile, graph, workload)."""
 
-    def __init__(self, profile: DeviceProfile, graph: ModelGraph, workload: Workload, weight_set_bytes: float = 0.0):
+    def __init__(self, profile: DeviceProfile, graph: ModelGraph, workload: Workload, weight_set_bytes: float = 0.0,
+                 trimmed_block: int | None = None):
         self.p, self.g, self.w = profile, graph, workload
+        self.trimmed_block = trimmed_block  # the block whose MLP runs on the output rows only
         measured = profile.measured
         # weights beyond the caches come from memory on every forward: the cold rate bounds the product
         self.cold = bool(measured and measured.cold_stream_gbs and weight_set_bytes > measured.warm_weight_bytes)
@@ -153,6 +161,8 @@ class _Costs:
     def linear(self, layer: LayerInfo, in_f: int, out_f: int, setting: LayerCompression) -> tuple[LayerLatency, int]:
         rows = self.rows
         if layer.role == "lm_head" and self.w.kind == "prefill" and self.p.prefill_logits == "last":
+            rows = self.w.batch
+        elif layer.block is not None and layer.block == self.trimmed_block and layer.role in MLP_ROLES:
             rows = self.w.batch
         key = (rows, in_f, out_f, layer.bias, setting)
         costs = self._linear_cache.get(key)
@@ -215,7 +225,8 @@ class _Costs:
 
     def elementwise(self, block: int, recipe: CompressionConfig) -> LayerLatency:
         g = self.g
-        elements = elementwise_elements(g, self.rows, recipe.width.mlp)
+        mlp_rows = self.w.batch if block == self.trimmed_block else None
+        elements = elementwise_elements(g, self.rows, recipe.width.mlp, mlp_rows)
         moved = float(elements * self.act)
         measured = self.p.measured
         if measured is not None:
@@ -308,13 +319,24 @@ def _other_bytes(graph: ModelGraph, recipe: CompressionConfig, blocks: list[int]
     return total
 
 
-def elementwise_elements(graph: ModelGraph, rows: int, mlp_fraction: float) -> int:
+def elementwise_elements(graph: ModelGraph, rows: int, mlp_fraction: float, mlp_rows: int | None = None) -> int:
     """Activation elements one block's glue touches: norms, residuals and rotary on the hidden state
-    (about ten passes), the MLP activation on its neurons (three passes gated, two otherwise), and two
-    passes per further norm (Gemma's sandwich norms, q/k norms)."""
+    (about ten passes), the MLP activation on its neurons (three passes gated, two otherwise) on
+    `mlp_rows` rows (default: all), and two passes per further norm (Gemma's sandwich norms, q/k norms)."""
     gated = graph.fam.gated_mlp
-    return rows * (10 * graph.hidden_size + (3 if gated else 2) * graph.kept_neurons(mlp_fraction)
-                   + 2 * graph.extra_norm_width)
+    mlp_rows = rows if mlp_rows is None else mlp_rows
+    return (rows * (10 * graph.hidden_size + 2 * graph.extra_norm_width)
+            + mlp_rows * (3 if gated else 2) * graph.kept_neurons(mlp_fraction))
+
+
+def outputs_only_block(blocks: list[int], workload: Workload, profile: DeviceProfile) -> int | None:
+    """The block whose MLP runs on a prompt's output rows only (its last, on a runtime that drops the
+    other rows after that block's attention), or None."""
+    from search.hw_profiles.runtimes import runtime_caps
+
+    if workload.kind != "prefill" or profile.prefill_logits != "last" or not blocks:
+        return None
+    return blocks[-1] if runtime_caps(profile).last_block_outputs_only else None
 
 
 def _op(name: str, kind: str, block: int | None, flops: float, moved: float, compute_s: float,

@@ -152,9 +152,11 @@ def time_interleaved(cases: dict[Any, Callable[[], None]], rounds: int, *, clock
 
 
 def time_gguf(cases: dict[Any, tuple[str | Path, Workload | str]], rounds: int, *, threads: int = DEFAULT_THREADS,
-              prerun: bool = True, warmup: int = 1, instances: int = INSTANCES) -> dict[Any, Timing]:
+              prerun: bool = True, warmup: int = 1, instances: int = INSTANCES,
+              contexts: dict[Any, list[Timing]] | None = None) -> dict[Any, Timing]:
     """Median time of each (GGUF file, workload) case: every case on `instances` loaded contexts, all
-    interleaved (time_interleaved), and per case the faster context's timing."""
+    interleaved (time_interleaved), and per case the faster context's timing (`contexts`, when given,
+    receives every context's timing per case)."""
     runs: dict[tuple[Any, int], GgufRun] = {}
     try:
         for key, (path, workload) in cases.items():
@@ -165,6 +167,8 @@ def time_gguf(cases: dict[Any, tuple[str | Path, Workload | str]], rounds: int, 
     finally:
         for run in runs.values():
             run.close()
+    if contexts is not None:
+        contexts.update({key: [timed[(key, i)] for i in range(instances)] for key in cases})
     return {key: min((timed[(key, i)] for i in range(instances)), key=lambda t: t.median_ms) for key in cases}
 
 

@@ -46,6 +46,12 @@ GLUE = (dict(WARM, num_hidden_layers=1), dict(WARM, num_hidden_layers=6),
         dict(WARM, num_attention_heads=16, num_key_value_heads=4, num_hidden_layers=3),
         dict(WARM, num_attention_heads=4, num_key_value_heads=2, num_hidden_layers=3))
 GLUE_TYPES = ("Q4_0", "F16")  # two types, so the glue is not tied to one type's coefficients
+# the cold model at other depths: weight sets from 6 to 136 MB, through the caches' capacity, so the fit
+# sees where decode turns from cache-bound to memory-bound rather than assuming it
+SIZE_DEPTHS, SIZE_TYPES = (1, 2, 4, 6), ("Q4_0", "Q8_0", "F16")
+# a 32k vocabulary: an output head of 16M weights read once per token, as in the models users ship
+VOCAB = dict(WARM, vocab_size=32000)
+VOCAB_TYPES = ("Q4_0", "Q6_K", "F16")
 DECODE_CONTEXTS = (48, 320)  # two contexts: attention's cost at context vs the fixed glue
 PREFILL_ROWS = (32, 256)
 WARM_BYTES, COLD_BYTES = 10 * 2**20, 40 * 2**20
@@ -70,6 +76,12 @@ def fit_cases() -> list[FitCase]:
             for ctx in DECODE_CONTEXTS:
                 cases.append(FitCase(f"glue{i}:{gtype}:decode{ctx}", config, gtype, f"decode:{ctx}"))
             cases += [FitCase(f"glue{i}:{gtype}:prefill{m}", config, gtype, f"prefill:{m}") for m in PREFILL_ROWS]
+    for depth in SIZE_DEPTHS:
+        cases += [FitCase(f"size{depth}:{gtype}:decode{DECODE_CONTEXTS[0]}", dict(COLD, num_hidden_layers=depth), gtype,
+                          f"decode:{DECODE_CONTEXTS[0]}") for gtype in SIZE_TYPES]
+    for gtype in VOCAB_TYPES:
+        cases += [FitCase(f"vocab:{gtype}:decode{ctx}", VOCAB, gtype, f"decode:{ctx}") for ctx in DECODE_CONTEXTS]
+        cases += [FitCase(f"vocab:{gtype}:prefill{m}", VOCAB, gtype, f"prefill:{m}") for m in PREFILL_ROWS]
     return cases
 
 
@@ -83,13 +95,15 @@ def uniform_recipe(gtype: str):
 # ---- features -----------------------------------------------------------------------------
 def features(graph: Any, recipe: Any, workload: Workload) -> dict[str, float]:
     """What one forward of `recipe` on `graph` does, in the units the fit prices (column -> amount)."""
-    from search.hw_profiles.latency import elementwise_elements
+    from search.hw_profiles.latency import MLP_ROLES, elementwise_elements
     from search.memory import layer_plans
 
     kind = workload.kind
     rows = 1 if kind == "decode" else workload.tokens
     settings = recipe.resolve(graph)
     blocks = graph.blocks_of(recipe.keep_blocks)
+    # llama.cpp drops all but the output row after the last block's attention (runtimes.yaml)
+    trimmed = blocks[-1] if kind == "prefill" else None
     tables = _unit_tables()
     per_type: dict[tuple[str, int], float] = {}
     stored = 0
@@ -99,11 +113,13 @@ def features(graph: Any, recipe: Any, workload: Workload) -> dict[str, float]:
         plans = layer_plans(in_f, out_f, layer.bias, setting).values()
         stored += sum(p.nbytes for p in plans)
         gtype = tables.type_for(setting.format, setting.bits)
-        layer_rows = 1 if layer.role == "lm_head" else rows  # a prompt's logits: the last row only
+        # a prompt's logits: the last row only, and the last block's MLP on that row only
+        last_row_only = layer.role == "lm_head" or (layer.block == trimmed and layer.role in MLP_ROLES)
+        layer_rows = 1 if last_row_only else rows
         key = (gtype, layer_rows)
         per_type[key] = per_type.get(key, 0.0) + sum(p.rows * p.in_features for p in plans)
-    out = {f"forward:{kind}": 1.0, f"block:{kind}": float(len(blocks)),
-           f"element:{kind}": float(len(blocks) * elementwise_elements(graph, rows, recipe.width.mlp))}
+    elements = sum(elementwise_elements(graph, rows, recipe.width.mlp, 1 if b == trimmed else None) for b in blocks)
+    out = {f"forward:{kind}": 1.0, f"block:{kind}": float(len(blocks)), f"element:{kind}": float(elements)}
     heads, hd = graph.kept_heads(recipe.width.heads), graph.head_dim
     pairs = sum(graph.attention_span(b, workload.tokens) if kind == "decode" else graph.causal_pairs(b, workload.tokens)
                 for b in blocks)
@@ -147,35 +163,45 @@ def fit(rows: list[dict[str, float]], seconds: list[float]) -> dict[str, float]:
 
 # ---- measuring ----------------------------------------------------------------------------
 def measure_cases(cases: list[FitCase], *, threads: int, decode_rounds: int, prefill_rounds: int,
-                  progress: Any = None) -> dict[str, float]:
-    """Median seconds of each case in llama.cpp (decode and prefill each interleaved over all models)."""
+                  progress: Any = None, along: dict[str, tuple[Any, str]] | None = None,
+                  contexts: dict[str, list[Any]] | None = None) -> dict[str, Any]:
+    """The llama.cpp Timing of each case by label (decode and prefill each interleaved over all models).
+    `along`: more (GGUF path, workload) cases by label, timed interleaved with the fitting cases (so a
+    check of the profile sees the machine in the same state as the fit) and returned with them."""
+    from search.hw_profiles.llamacpp_bench import time_gguf, timing_dir
+
+    say = progress or (lambda text: None)
+    out: dict[str, Any] = {}
+    with timing_dir() as tmp:
+        runs = {**write_case_models(cases, tmp, say), **(along or {})}
+        for kind, rounds, prerun in (("decode", decode_rounds, True), ("prefill", prefill_rounds, False)):
+            group = {label: run for label, run in runs.items() if run[1].startswith(kind)}
+            timed = time_gguf(group, rounds, threads=threads, prerun=prerun, contexts=contexts)
+            out.update(timed)
+            say(f"timed {len(group)} {kind} cases x {rounds} rounds")
+    return out
+
+
+def write_case_models(cases: list[FitCase], directory: Any, say: Any = None) -> dict[str, tuple[Any, str]]:
+    """One GGUF file per (config, type) of `cases` in `directory`: label -> (path, workload)."""
     import gc
 
-    from search.hw_profiles.llamacpp_bench import export_for_timing, time_gguf, timing_dir
+    from search.hw_profiles.llamacpp_bench import export_for_timing
     from search.models import build_from_config
     from search.space.graph import graph_from_config
 
-    say = progress or (lambda text: None)
-    out: dict[str, float] = {}
-    with timing_dir() as tmp:
-        files: dict[tuple[str, str], Any] = {}
-        configs = {_key(c.config): c.config for c in cases}
-        for ckey, config in configs.items():
-            model = build_from_config(config)
-            for gtype in sorted({c.gtype for c in cases if _key(c.config) == ckey}):
-                files[(ckey, gtype)] = export_for_timing(model, uniform_recipe(gtype),
-                                                         tmp / f"{len(files)}.gguf")
-            del model
-            gc.collect()
-            say(f"wrote {sum(1 for k in files if k[0] == ckey)} GGUF models of {graph_from_config(config).num_blocks} "
-                f"blocks, hidden {config['hidden_size']}")
-        for kind, rounds, prerun in (("decode", decode_rounds, True), ("prefill", prefill_rounds, False)):
-            group = [c for c in cases if c.workload.startswith(kind)]
-            timed = time_gguf({c.label: (files[(_key(c.config), c.gtype)], c.workload) for c in group}, rounds,
-                              threads=threads, prerun=prerun)
-            out.update({k: v.median_ms * 1e-3 for k, v in timed.items()})
-            say(f"timed {len(group)} {kind} cases x {rounds} rounds")
-    return out
+    say = say or (lambda text: None)
+    files: dict[tuple[str, str], Any] = {}
+    configs = {_key(c.config): c.config for c in cases}
+    for ckey, config in configs.items():
+        model = build_from_config(config)
+        for gtype in sorted({c.gtype for c in cases if _key(c.config) == ckey}):
+            files[(ckey, gtype)] = export_for_timing(model, uniform_recipe(gtype), directory / f"fit{len(files)}.gguf")
+        del model
+        gc.collect()
+        say(f"wrote {sum(1 for k in files if k[0] == ckey)} GGUF models of {graph_from_config(config).num_blocks} "
+            f"blocks, hidden {config['hidden_size']}")
+    return {c.label: (files[(_key(c.config), c.gtype)], c.workload) for c in cases}
 
 
 def _key(config: dict) -> str:
@@ -183,19 +209,28 @@ def _key(config: dict) -> str:
 
 
 def measure_llamacpp(threads: int = 1, decode_rounds: int = 15, prefill_rounds: int = 3,
-                     progress: Any = None, timings: dict[str, float] | None = None) -> DeviceProfile:
+                     progress: Any = None, timings: dict[str, Any] | None = None,
+                     along: dict[str, tuple[Any, str]] | None = None,
+                     contexts: dict[str, list[Any]] | None = None) -> DeviceProfile:
     """The host-llamacpp profile of this machine (a few minutes); `timings`, when given, receives the
-    measured seconds of every fitting case by label."""
+    llama.cpp Timing of every fitting case by label, and of every `along` case (see measure_cases)."""
     from search.hw_profiles.llamacpp_bench import machine_load
-    from search.space.graph import graph_from_config
 
     load_before = machine_load()
-    cases = fit_cases()
-    seconds = measure_cases(cases, threads=threads, decode_rounds=decode_rounds, prefill_rounds=prefill_rounds,
-                            progress=progress)
+    timed = measure_cases(fit_cases(), threads=threads, decode_rounds=decode_rounds,
+                          prefill_rounds=prefill_rounds, progress=progress, along=along, contexts=contexts)
     if timings is not None:
-        timings.update(seconds)
+        timings.update(timed)
+    seconds = {label: t.median_ms * 1e-3 for label, t in timed.items()}
     load = f"{load_before} before, {machine_load()} after (1/5/15-minute load averages)"
+    return profile_from_timings(seconds, threads, load)
+
+
+def profile_from_timings(seconds: dict[str, float], threads: int, load: str) -> DeviceProfile:
+    """The profile fitted on measured seconds of the fitting cases by label (others are ignored)."""
+    from search.space.graph import graph_from_config
+
+    cases = fit_cases()
     rows = [features(graph_from_config(c.config), uniform_recipe(c.gtype), Workload.parse(c.workload))
             for c in cases]
     coef = fit(rows, [seconds[c.label] for c in cases])
@@ -228,8 +263,7 @@ def build_profile(coef: dict[str, float], threads: int, load: str) -> DeviceProf
     cold = {t: max(round(coef.get(f"{t}@1:cold", 0.0) * 1e9, 5), by_rows[t][1]) for t in TYPES}
     cold_per_byte = {m: round(coef.get(f"bytes@{m}:cold", 0.0) * 1e9, 5) for m in PREFILL_ROWS}
     gguf = GgufTables(runtime=f"llama-cpp-python {version}", ns_per_weight=by_rows, cold_ns_per_weight=cold,
-                      cold_ns_per_byte=cold_per_byte,
-                      warm_bytes=WARM_BYTES, cold_bytes=COLD_BYTES)
+                      cold_ns_per_byte=cold_per_byte, warm_bytes=WARM_BYTES, cold_bytes=COLD_BYTES)
     from search.formats.ggml_types import GGML_TYPES
 
     f16 = by_rows["F16"]

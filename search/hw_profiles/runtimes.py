@@ -36,6 +36,9 @@ class RuntimeCaps(BaseModel):
     quantized_embeddings: bool = False
     sparsity_patterns: tuple[str, ...] = ()
     factorised_layers: bool = False
+    last_block_outputs_only: bool = Field(
+        False, description="in a prompt, the last block runs past its attention only on the rows whose logits "
+                           "are returned (one, for a prompt that returns the last logits)")
     sources: tuple[str, ...] = ()
 
     @property

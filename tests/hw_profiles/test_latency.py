@@ -147,3 +147,20 @@ def test_prediction_report_as_json():
     assert {"latency_ms", "tokens_per_s", "memory_bytes", "layers"} <= set(d)
     assert {"name", "compute_ms", "memory_ms", "time_ms", "bound"} <= set(d["layers"][0])
     json.dumps(d)
+
+
+def test_llamacpp_prompt_runs_the_last_blocks_mlp_on_its_output_row_only():
+    """llama.cpp drops every row but the returned one after the last block's attention (inp_out_ids in
+    its graph builders); a runtime that does not (PyTorch) runs the whole last block on every row."""
+    recipe = CompressionConfig.uniform(bits=4)
+    last = LLAMA_1B.num_blocks - 1
+
+    def flops(device, block, roles):
+        report = predict_latency(LLAMA_1B, recipe, "prefill:128", load_profile(device))
+        names = {f"model.layers.{block}.mlp.{r}_proj" for r in roles}
+        return sum(op.flops for op in report.layers if op.name in names)
+
+    mlp, attn = ("gate", "up", "down"), ("q", "k", "v", "o")
+    assert flops("rpi5", last, mlp) == pytest.approx(flops("rpi5", 0, mlp) / 128)
+    assert flops("rpi5", last, attn) == pytest.approx(flops("rpi5", 0, attn))  # attention sees every row
+    assert flops("host", last, mlp) == pytest.approx(flops("host", 0, mlp))

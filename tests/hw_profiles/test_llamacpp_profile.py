@@ -13,8 +13,6 @@ from search.hw_profiles.gguf_costs import GgufTables
 from search.hw_profiles.latency import predict_latency
 from search.hw_profiles.llamacpp_profile import (
     COLD,
-    GLUE,
-    WARM,
     FitCase,
     build_profile,
     features,
@@ -113,7 +111,8 @@ def test_fit_models_are_not_the_accuracy_bench_models():
                                                   "latency_accuracy_llamacpp.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    shapes = {(c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]) for c in (WARM, COLD, *GLUE)}
+    shapes = {(c.config["hidden_size"], c.config["intermediate_size"], c.config["num_hidden_layers"])
+              for c in fit_cases()}
     assert not shapes & {(c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"])
                          for c in bench.MODELS.values()}
 
