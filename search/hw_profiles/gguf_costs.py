@@ -6,7 +6,8 @@ so one number per (type, rows) says what a weight costs: ns per weight per matri
 larger (cold) streams every weight from memory once per product: one-row products (decode) have
 their own cold cost per type; products of many rows pay the warm cost plus a cost per stored byte
 (one number per row count, shared by the types). A model in between is interpolated in log of its
-linear weight bytes, row counts between the measured ones in log(rows).
+linear weight bytes, row counts between the measured ones in log(rows). A one-row product also pays a
+fixed cost per output (one dot-product call each), which short rows feel most.
 ``search.hw_profiles.llamacpp_profile`` fits the tables.
 """
 
@@ -32,6 +33,9 @@ class GgufTables(BaseModel):
     cold_ns_per_byte: dict[int, float] = Field(
         default_factory=dict, description="input rows (> 1) -> extra ns per stored weight byte of a product "
                                           "whose weights stream from memory (a model beyond the caches)")
+    ns_per_one_row_output: float = Field(
+        0.0, ge=0, description="ns per output of a one-row product on top of its weights: llama.cpp makes one "
+                               "dot-product call per output, whatever the row's length (0 in older profiles)")
     warm_bytes: int = Field(gt=0, description="models whose linear weights fit in this many bytes run warm")
     cold_bytes: int = Field(gt=0, description="models beyond this many bytes of linear weights run cold")
 

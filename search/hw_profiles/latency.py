@@ -187,7 +187,8 @@ class _Costs:
         if gguf is not None:  # llama.cpp: a measured cost per weight of the stored type (unpacking included)
             gtype = gguf.type_for(storage.format, storage.bits, rows, self.weight_set_bytes)
             ns = gguf.ns(gtype, rows, self.weight_set_bytes)
-            compute = weights * ns * 1e-9 / self.p.efficiency.compute
+            outputs = sum(plan.rows for plan in plans) if rows == 1 else 0
+            compute = (weights * ns + outputs * gguf.ns_per_one_row_output) * 1e-9 / self.p.efficiency.compute
             memory = activations / self.bandwidth  # the weights' own traffic is inside the measured cost
             return flops, float(stored + activations), compute, memory, len(plans) * self.op_s(rows), stored
         memory = stored / self.weight_stream_bytes_per_s() + activations / self.bandwidth

@@ -106,7 +106,7 @@ def features(graph: Any, recipe: Any, workload: Workload) -> dict[str, float]:
     trimmed = blocks[-1] if kind == "prefill" else None
     tables = _unit_tables()
     per_type: dict[tuple[str, int], float] = {}
-    stored = 0
+    stored = one_row_outputs = 0
     for layer in recipe.kept_layers(graph):
         in_f, out_f = graph.sliced_shape(layer, recipe.width)
         setting = recipe.embedding if layer.tied else settings[layer.name]
@@ -118,8 +118,11 @@ def features(graph: Any, recipe: Any, workload: Workload) -> dict[str, float]:
         layer_rows = 1 if last_row_only else rows
         key = (gtype, layer_rows)
         per_type[key] = per_type.get(key, 0.0) + sum(p.rows * p.in_features for p in plans)
+        if layer_rows == 1:  # one dot-product call per output row, whatever the row's length
+            one_row_outputs += sum(p.rows for p in plans)
     elements = sum(elementwise_elements(graph, rows, recipe.width.mlp, 1 if b == trimmed else None) for b in blocks)
-    out = {f"forward:{kind}": 1.0, f"block:{kind}": float(len(blocks)), f"element:{kind}": float(elements)}
+    out = {f"forward:{kind}": 1.0, f"block:{kind}": float(len(blocks)), f"element:{kind}": float(elements),
+           "row@1": float(one_row_outputs)}
     heads, hd = graph.kept_heads(recipe.width.heads), graph.head_dim
     pairs = sum(graph.attention_span(b, workload.tokens) if kind == "decode" else graph.causal_pairs(b, workload.tokens)
                 for b in blocks)
@@ -263,7 +266,8 @@ def build_profile(coef: dict[str, float], threads: int, load: str) -> DeviceProf
     cold = {t: max(round(coef.get(f"{t}@1:cold", 0.0) * 1e9, 5), by_rows[t][1]) for t in TYPES}
     cold_per_byte = {m: round(coef.get(f"bytes@{m}:cold", 0.0) * 1e9, 5) for m in PREFILL_ROWS}
     gguf = GgufTables(runtime=f"llama-cpp-python {version}", ns_per_weight=by_rows, cold_ns_per_weight=cold,
-                      cold_ns_per_byte=cold_per_byte, warm_bytes=WARM_BYTES, cold_bytes=COLD_BYTES)
+                      cold_ns_per_byte=cold_per_byte, warm_bytes=WARM_BYTES, cold_bytes=COLD_BYTES,
+                      ns_per_one_row_output=round(coef.get("row@1", 0.0) * 1e9, 5))
     from search.formats.ggml_types import GGML_TYPES
 
     f16 = by_rows["F16"]

@@ -75,7 +75,7 @@ def _synthetic_coefficients() -> dict:
             "element:decode": 2e-9, "element:prefill": 1e-9, "attention:prefill:64": 1 / 40e9,
             "attention:decode:64": 1 / 9e9, "attention:decode:32": 1 / 3e9, "attention:prefill:32": 1 / 30e9,
             "attention:decode:128": 1 / 12e9, "attention:prefill:128": 1 / 50e9,
-            "bytes@32:cold": 0.05e-9, "bytes@256:cold": 0.4e-9}
+            "bytes@32:cold": 0.05e-9, "bytes@256:cold": 0.4e-9, "row@1": 4e-9}
     for i, t in enumerate(("F16", "BF16", "Q8_0", "Q6_K", "Q5_K", "Q5_1", "Q5_0", "Q4_K", "Q4_1", "Q4_0", "Q3_K",
                            "Q2_K")):
         coef[f"{t}@1"] = (0.02 + 0.003 * i) * 1e-9
