@@ -3,8 +3,10 @@
 Synthetic Llama models (random values, search.hw_profiles.llamacpp_bench) are timed end to end
 in llama.cpp: every GGUF type on a model that fits in the CPU caches (``WARM``) and on one far
 larger (``COLD``), one-token decode and prompts of 32 and 256 rows, plus a few models of other
-depths and widths. One non-negative least-squares fit on relative error then separates:
+depths and widths, the cold model at depths 1-6 (weight sets through the caches' capacity) and a
+32k vocabulary. One non-negative least-squares fit on relative error then separates:
 - ns per weight of each type's matrix products (decode warm and cold, and per prompt row count),
+- a fixed cost per output of one-row products (one dot-product call each),
 - attention (per FLOP, at context),
 - per-block glue (norms, rotary, activations, residuals, cache writes): a fixed part and a part per
   activation element, for decode and prefill,
@@ -311,11 +313,14 @@ def build_profile(coef: dict[str, float], threads: int, load: str) -> DeviceProf
                "one-row products interpolate between the warm (in-cache) and cold rate by the model's weight bytes",
                "every coefficient is one non-negative least-squares fit (relative error) over synthetic Llama "
                "models timed end to end: each GGUF type on a 2-block width-512 and a 10-block width-1024 model, "
-               "decode and prompts of 32 and 256 rows, plus depths 1 and 6 and a width-768 block for the glue",
+               "decode and prompts of 32 and 256 rows, plus depths 1 and 6 and a width-768 block for the glue, "
+               "the width-1024 model at depths 1-6 and a 32k vocabulary",
+               "a prompt runs the last block's MLP on its output row only (llama.cpp's inp_out_ids), and a "
+               "one-row product pays a fixed cost per output (gguf.ns_per_one_row_output)",
                "timed with 1 thread on the process CPU clock: on this shared 2-core machine multi-thread timings "
                "of llama.cpp's spinning thread pool vary many-fold with the load",
                "glue and per-forward costs are measured for the llama family only; other families reuse them",
-               "loaded with use_extra_bufts=False (repacked AMX/AVX buffers crash Q4_0/Q8_0 decode here), so the "
+               "loaded with use_extra_bufts=False (repacked AMX/AVX buffers crash Q4_0/Q8_0 decode on AMX CPUs), so the "
                "times are of llama.cpp's generic CPU kernels"),
         measured=measured)
 
