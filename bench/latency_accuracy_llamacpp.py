@@ -54,10 +54,19 @@ MODELS = {
     "llama100m": dict(model_type="llama", hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
                       num_attention_heads=12, num_key_value_heads=4, vocab_size=32000, max_position_embeddings=2048,
                       tie_word_embeddings=True),
+    # demo:minilm's shape (all-MiniLM-L6-v2): llama.cpp runs BERT as an embedding model
+    "minilm": dict(model_type="bert", vocab_size=30522, hidden_size=384, intermediate_size=1536, num_hidden_layers=6,
+                   num_attention_heads=12, max_position_embeddings=512, type_vocab_size=2),
 }
-WORKLOADS = ("decode:128", "prefill:256")
+CAUSAL_WORKLOADS, ENCODER_WORKLOADS = ("decode:128", "prefill:256"), ("encode:128",)
+# the layers a random recipe may type apart from the rest, by family
+PATTERNS = {"llama": ("re:mlp", "re:self_attn"), "bert": (r"re:(intermediate|\d\.output)\.dense", "re:attention")}
 SPEEDUP_TYPES = ("F16", "Q8_0", "Q4_0")
 OUT = ROOT / "docs" / "latency_accuracy_llamacpp.json"
+
+
+def workloads(name: str) -> tuple[str, ...]:
+    return ENCODER_WORKLOADS if MODELS[name]["model_type"] == "bert" else CAUSAL_WORKLOADS
 
 
 def random_recipe(rng: random.Random, graph, types: tuple[str, ...]):
@@ -65,11 +74,12 @@ def random_recipe(rng: random.Random, graph, types: tuple[str, ...]):
     if rng.random() < 0.4:
         data = recipe_for_filetype(graph, rng.choice(list(LLAMACPP_DEFAULT_TYPE))).model_dump(mode="json")
     else:
+        mlp, attention = PATTERNS[graph.family]
         layers = {"_default": {"format": rng.choice(types)}}
         if rng.random() < 0.7:
-            layers["re:mlp"] = {"format": rng.choice(types)}
+            layers[mlp] = {"format": rng.choice(types)}
         if rng.random() < 0.5:
-            layers["re:self_attn"] = {"format": rng.choice(types)}
+            layers[attention] = {"format": rng.choice(types)}
         data = {"layers": layers, "embedding": {"format": rng.choice(types)} if rng.random() < 0.7 else {}}
     depth = rng.choice([1.0, 1.0, 0.75, 0.5])
     data["width"] = {"mlp": rng.choice([1.0, 1.0, 0.75, 0.5]), "heads": 1.0}
@@ -110,16 +120,16 @@ def export_recipes(name: str, config: dict, profile, n_recipes: int, seed: int, 
 
 def timing_cases(exported: list[dict]) -> dict[str, tuple[Path, str]]:
     """Every exported recipe x workload as a time_gguf case, labelled model|recipe|workload."""
-    return {f"{e['model']}|{e['recipe']}|{w}": (e["path"], w) for e in exported for w in WORKLOADS}
+    return {f"{e['model']}|{e['recipe']}|{w}": (e["path"], w) for e in exported for w in workloads(e["model"])}
 
 
 def time_cases(cases: dict[str, tuple[Path, str]], threads: int, decode_rounds: int, prefill_rounds: int,
                contexts: dict) -> dict:
     """Decode cases, then prefill cases, each interleaved round by round over every model."""
     timed = {}
-    for kind, rounds, prerun in (("decode", decode_rounds, True), ("prefill", prefill_rounds, False)):
+    for kind, rounds, prerun in (("decode", decode_rounds, True), ("prompt", prefill_rounds, False)):
         started = time.time()
-        group = {k: v for k, v in cases.items() if v[1].startswith(kind)}
+        group = {k: v for k, v in cases.items() if v[1].startswith("decode") == (kind == "decode")}
         timed.update(time_gguf(group, rounds, threads=threads, prerun=prerun, contexts=contexts))
         print(f"{kind}: {len(group)} models x {rounds} rounds in {time.time() - started:.0f} s "
               f"(load {machine_load()})", flush=True)
@@ -130,8 +140,8 @@ def result_rows(exported: list[dict], timed: dict, profile) -> list[dict]:
     from search.space.graph import graph_from_config
 
     rows = []
-    for workload in WORKLOADS:
-        for e in exported:
+    for workload in CAUSAL_WORKLOADS + ENCODER_WORKLOADS:
+        for e in (e for e in exported if workload in workloads(e["model"])):
             graph = graph_from_config(MODELS[e["model"]])
             predicted = predict_latency(graph, e["recipe_obj"], workload, profile).total_ms
             t = timed[f"{e['model']}|{e['recipe']}|{workload}"]
@@ -154,7 +164,7 @@ def summarize(rows: list[dict]) -> dict:
 
 def speedups(rows: list[dict]) -> list[dict]:
     out = []
-    for model in sorted({r["model"] for r in rows}):
+    for model in sorted({r["model"] for r in rows if r["workload"] == "decode:128"}):
         by = {r["recipe"]: r for r in rows if r["model"] == model and r["workload"] == "decode:128"}
         base = by["filetype:F16"]
         for t in SPEEDUP_TYPES[1:]:

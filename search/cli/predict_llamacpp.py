@@ -20,8 +20,11 @@ def measured_in_llamacpp(args: argparse.Namespace, graph, recipe, workload, repo
     from search.models import load_model
     from search.runtimes.llamacpp import llama_cpp_api
 
-    if workload.kind == "encode" or workload.batch != 1:
-        raise SpecError(f"--measure in llama.cpp times prefill:N or decode:N with batch 1, not {workload}")
+    if workload.batch != 1:
+        raise SpecError(f"--measure in llama.cpp times encode:N, prefill:N or decode:N with batch 1, not {workload}")
+    if (workload.kind == "encode") == graph.is_causal:
+        raise SpecError(f"--measure in llama.cpp times encode:N on encoders and prefill:N or decode:N on causal "
+                        f"models, not {workload} on this {'causal model' if graph.is_causal else 'encoder'}")
     problems = unrunnable(graph, recipe, runtime_caps(profile))
     if problems:
         raise RecipeError(f"llama.cpp cannot run this recipe: {problems[0]}"
@@ -33,7 +36,7 @@ def measured_in_llamacpp(args: argparse.Namespace, graph, recipe, workload, repo
     loaded = load_model(args.model)
     timing = measure_gguf(loaded.model, recipe, workload, threads=threads, rounds=args.repeats,
                           warmup=max(1, args.warmup))
-    tokens = workload.tokens if workload.kind == "prefill" else 1
+    tokens = 1 if workload.kind == "decode" else workload.tokens
     measured_tps = tokens * 1000.0 / timing.median_ms
     predicted_tps = tokens * 1000.0 / report.total_ms
     clock = clock_for(threads)

@@ -215,8 +215,9 @@ class _Costs:
         moved = w.batch * (2 * rows * heads * hd + 2 * ctx * kv * hd) * self.act  # q, out; K and V (cache)
         measured = self.p.measured
         gflops = measured.attention_gflops if measured else self.p.peak(self.p.compute_dtype)
-        by_head_dim = measured.attention_gflops_by_head_dim.get(
-            "decode" if w.kind == "decode" else "prefill") if measured else None
+        by_kind = measured.attention_gflops_by_head_dim if measured else {}
+        # an encoder's attention (every pair) has its own rates where measured, else a prompt's
+        by_head_dim = by_kind.get(w.kind) or by_kind.get("decode" if w.kind == "decode" else "prefill")
         if by_head_dim:  # one query row per head vs many: different kernels, whose speed depends on the head dim
             gflops = _interp_log(by_head_dim, hd)
         rate = gflops * 1e9 * self.p.efficiency.compute
@@ -363,11 +364,16 @@ def _interp_log(table: dict[int, float], x: float) -> float:
 
 
 def _by_family(table: dict[str, float], family: str, kind: str) -> float:
-    """A 'family:kind' measurement; encode and prefill stand in for each other; else the largest (safe side)."""
+    """A 'family:kind' measurement; encode and prefill stand in for each other; a family not measured takes
+    the largest of the same kind measured for others (safe side); else the largest of all."""
     alternates = {"encode": "prefill", "prefill": "encode", "decode": "prefill"}
     for key in (f"{family}:{kind}", f"{family}:{alternates[kind]}", family):
         if key in table:
             return table[key]
+    for wanted in (kind, alternates[kind]):
+        same_kind = [v for k, v in table.items() if k.endswith(f":{wanted}")]
+        if same_kind:
+            return max(same_kind)
     return max(table.values(), default=0.0)
 
 

@@ -5,8 +5,9 @@
   without quantizing and every GGUF tensor is filled with one valid quantized row repeated (speed in
   llama.cpp does not depend on the values; this makes 100M-parameter synthetic models in a second).
 - ``GgufRun``: one loaded model and workload; calling it runs one unit: a prompt of N tokens
-  (prefill: time to the first token, last logits only), or one new token after a context of exactly
-  N (decode: the cache entry is removed again after each step).
+  (prefill: time to the first token, last logits only), one new token after a context of exactly
+  N (decode: the cache entry is removed again after each step), or N tokens through an encoder
+  (encode: every row's hidden state, as an embedding model returns them).
 - ``time_interleaved``: every case once per round, rounds repeated, median and spread per case, so a
   burst of load on the shared machine hits all cases alike.
 - ``time_gguf``: GGUF files x workloads timed that way, each case on ``INSTANCES`` separately loaded
@@ -97,10 +98,10 @@ class GgufRun:
         from search.runtimes.llamacpp import LlamaCppModel
 
         self.workload = Workload.parse(workload) if isinstance(workload, str) else workload
-        if self.workload.kind == "encode" or self.workload.batch != 1:
-            raise SpecError(f"llama.cpp timing runs prefill:N and decode:N with batch 1, not {self.workload}")
+        if self.workload.batch != 1:
+            raise SpecError(f"llama.cpp timing runs encode:N, prefill:N and decode:N with batch 1, not {self.workload}")
         n = self.workload.tokens
-        self.model = LlamaCppModel(path, n_ctx=n + 1, n_threads=threads)
+        self.model = LlamaCppModel(path, n_ctx=n + 1, n_threads=threads, embeddings=self.workload.kind == "encode")
         self.prompt = np.random.default_rng(seed).integers(1, 256, n).tolist()
         self.memory = self.model.api.llama_get_memory(self.model.ctx)
         if self.workload.kind == "decode":
@@ -109,9 +110,9 @@ class GgufRun:
 
     def run(self) -> None:
         n = self.workload.tokens
-        if self.workload.kind == "prefill":
+        if self.workload.kind in ("prefill", "encode"):
             self.model._clear()
-            self.model._decode(self.prompt, 0, "last")
+            self.model._decode(self.prompt, 0, "last" if self.workload.kind == "prefill" else "all")
         else:
             self.model._decode([self.prompt[-1]], n, "last")
             self.model.api.llama_memory_seq_rm(self.memory, 0, n, -1)  # back to a context of exactly n

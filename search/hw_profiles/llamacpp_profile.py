@@ -54,6 +54,13 @@ SIZE_DEPTHS, SIZE_TYPES = (1, 2, 4, 6), ("Q4_0", "Q8_0", "F16")
 # a 32k vocabulary: an output head of 16M weights read once per token, as in the models users ship
 VOCAB = dict(WARM, vocab_size=32000)
 VOCAB_TYPES = ("Q4_0", "Q6_K", "F16")
+# encoders (BERT: LayerNorm, GELU, biases, every attention pair): their own glue and encode attention, at two
+# depths (per block vs per forward) and head dims 64 and 32; the products reuse the types' prompt costs
+_BERT = dict(model_type="bert", vocab_size=1024, max_position_embeddings=512, type_vocab_size=2,
+             hidden_size=512, intermediate_size=2048, num_attention_heads=8)
+ENCODERS = (dict(_BERT, num_hidden_layers=1), dict(_BERT, num_hidden_layers=4),
+            dict(_BERT, hidden_size=256, intermediate_size=1024, num_hidden_layers=4),
+            dict(_BERT, num_attention_heads=16, num_hidden_layers=2))
 DECODE_CONTEXTS = (48, 320)  # two contexts: attention's cost at context vs the fixed glue
 PREFILL_ROWS = (32, 256)
 WARM_BYTES, COLD_BYTES = 10 * 2**20, 40 * 2**20
@@ -84,6 +91,9 @@ def fit_cases() -> list[FitCase]:
     for gtype in VOCAB_TYPES:
         cases += [FitCase(f"vocab:{gtype}:decode{ctx}", VOCAB, gtype, f"decode:{ctx}") for ctx in DECODE_CONTEXTS]
         cases += [FitCase(f"vocab:{gtype}:prefill{m}", VOCAB, gtype, f"prefill:{m}") for m in PREFILL_ROWS]
+    for i, config in enumerate(ENCODERS):
+        cases += [FitCase(f"bert{i}:{gtype}:encode{m}", config, gtype, f"encode:{m}")
+                  for gtype in GLUE_TYPES for m in PREFILL_ROWS]
     return cases
 
 
@@ -123,11 +133,11 @@ def features(graph: Any, recipe: Any, workload: Workload) -> dict[str, float]:
         if layer_rows == 1:  # one dot-product call per output row, whatever the row's length
             one_row_outputs += sum(p.rows for p in plans)
     elements = sum(elementwise_elements(graph, rows, recipe.width.mlp, 1 if b == trimmed else None) for b in blocks)
-    out = {f"forward:{kind}": 1.0, f"block:{kind}": float(len(blocks)), f"element:{kind}": float(elements),
+    glue = f"{graph.family}:{kind}"  # norms, activations and embeddings differ by family (BERT: LayerNorm, GELU)
+    out = {f"forward:{glue}": 1.0, f"block:{glue}": float(len(blocks)), f"element:{glue}": float(elements),
            "row@1": float(one_row_outputs)}
     heads, hd = graph.kept_heads(recipe.width.heads), graph.head_dim
-    pairs = sum(graph.attention_span(b, workload.tokens) if kind == "decode" else graph.causal_pairs(b, workload.tokens)
-                for b in blocks)
+    pairs = sum(_attention_pairs(graph, b, workload) for b in blocks)
     out[f"attention:{kind}:{hd}"] = 4.0 * heads * hd * pairs
     share = tables.warm_share(stored)
     for (gtype, layer_rows), weights in per_type.items():
@@ -139,6 +149,15 @@ def features(graph: Any, recipe: Any, workload: Workload) -> dict[str, float]:
             column = f"bytes@{layer_rows}:cold"
             out[column] = out.get(column, 0.0) + weights * bits_per_weight(gtype) / 8 * (1.0 - share)
     return out
+
+
+def _attention_pairs(graph: Any, block: int, workload: Workload) -> float:
+    """(query, key) pairs one block scores: the context in decode, causal pairs in a prompt, all in encode."""
+    if workload.kind == "decode":
+        return graph.attention_span(block, workload.tokens)
+    if workload.kind == "encode":
+        return float(workload.tokens * workload.tokens)
+    return graph.causal_pairs(block, workload.tokens)
 
 
 def bits_per_weight(gtype: str) -> float:
@@ -179,8 +198,9 @@ def measure_cases(cases: list[FitCase], *, threads: int, decode_rounds: int, pre
     out: dict[str, Any] = {}
     with timing_dir() as tmp:
         runs = {**write_case_models(cases, tmp, say), **(along or {})}
-        for kind, rounds, prerun in (("decode", decode_rounds, True), ("prefill", prefill_rounds, False)):
-            group = {label: run for label, run in runs.items() if run[1].startswith(kind)}
+        # one-token steps, then the prompts and encoder passes (a few rounds: each takes many ms)
+        for kind, rounds, prerun in (("decode", decode_rounds, True), ("prompt", prefill_rounds, False)):
+            group = {label: run for label, run in runs.items() if run[1].startswith("decode") == (kind == "decode")}
             timed = time_gguf(group, rounds, threads=threads, prerun=prerun, contexts=contexts)
             out.update(timed)
             say(f"timed {len(group)} {kind} cases x {rounds} rounds")
@@ -283,8 +303,8 @@ def build_profile(coef: dict[str, float], threads: int, load: str) -> DeviceProf
     # attention is no faster per FLOP than the best matrix product: a higher fitted rate is the fit
     # trading attention against the glue of the same models, so it is capped there
     attention = {kind: {int(c.split(":")[2]): _gflops(max(v, 1e-9 / fastest)) for c, v in coef.items()
-                        if c.startswith(f"attention:{kind}:")} for kind in ("decode", "prefill")}
-    kinds = ("decode", "prefill")
+                        if c.startswith(f"attention:{kind}:")} for kind in ("decode", "prefill", "encode")}
+    attention = {kind: by_hd for kind, by_hd in attention.items() if by_hd}
     cpu = _cpu_name()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     measured = MeasuredTables(
@@ -293,9 +313,8 @@ def build_profile(coef: dict[str, float], threads: int, load: str) -> DeviceProf
         attention_op_us=0.0, attention_gflops=attention["prefill"].get(64, min(attention["prefill"].values())),
         attention_gflops_by_head_dim=attention,
         copy_gbs=stream,
-        block_us={f"llama:{k}": round(coef.get(f"block:{k}", 0.0) * 1e6, 3) for k in kinds},
-        forward_us={f"llama:{k}": round(coef.get(f"forward:{k}", 0.0) * 1e6, 3) for k in kinds},
-        elementwise_ns={f"llama:{k}": round(coef.get(f"element:{k}", 0.0) * 1e9, 5) for k in kinds},
+        block_us=_glue(coef, "block", 1e6, 3), forward_us=_glue(coef, "forward", 1e6, 3),
+        elementwise_ns=_glue(coef, "element", 1e9, 5),
         dequant_cached=True, gguf=gguf, load=load)
     return DeviceProfile(
         name="host-llamacpp", version=1,
@@ -323,6 +342,11 @@ def build_profile(coef: dict[str, float], threads: int, load: str) -> DeviceProf
                "loaded with use_extra_bufts=False (repacked AMX/AVX buffers crash Q4_0/Q8_0 decode on AMX CPUs), so the "
                "times are of llama.cpp's generic CPU kernels"),
         measured=measured)
+
+
+def _glue(coef: dict[str, float], part: str, unit: float, digits: int) -> dict[str, float]:
+    """The fitted glue costs of one part ('block', 'forward', 'element') by 'family:kind'."""
+    return {c.split(":", 1)[1]: round(v * unit, digits) for c, v in coef.items() if c.startswith(f"{part}:")}
 
 
 def _gflops(seconds_per_flop: float) -> float:

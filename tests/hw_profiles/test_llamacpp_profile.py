@@ -71,8 +71,10 @@ def test_fit_recovers_known_costs():
 
 
 def _synthetic_coefficients() -> dict:
-    coef = {"forward:decode": 150e-6, "forward:prefill": 400e-6, "block:decode": 30e-6, "block:prefill": 60e-6,
-            "element:decode": 2e-9, "element:prefill": 1e-9, "attention:prefill:64": 1 / 40e9,
+    coef = {"forward:llama:decode": 150e-6, "forward:llama:prefill": 400e-6, "block:llama:decode": 30e-6,
+            "block:llama:prefill": 60e-6, "element:llama:decode": 2e-9, "element:llama:prefill": 1e-9,
+            "forward:bert:encode": 300e-6, "block:bert:encode": 80e-6, "element:bert:encode": 1.5e-9,
+            "attention:encode:64": 1 / 35e9, "attention:encode:32": 1 / 25e9, "attention:prefill:64": 1 / 40e9,
             "attention:decode:64": 1 / 9e9, "attention:decode:32": 1 / 3e9, "attention:prefill:32": 1 / 30e9,
             "attention:decode:128": 1 / 12e9, "attention:prefill:128": 1 / 50e9,
             "bytes@32:cold": 0.05e-9, "bytes@256:cold": 0.4e-9, "row@1": 4e-9}
@@ -90,7 +92,9 @@ def test_the_latency_model_prices_exactly_what_the_fit_measured():
     timings generated from known costs are predicted exactly by the profile built from them."""
     coef = _synthetic_coefficients()
     profile = build_profile(coef, threads=1, load="0.00 0.00 0.00")
-    for case in fit_cases()[::5]:
+    cases = fit_cases()
+    assert {c.workload.split(":")[0] for c in cases} == {"decode", "prefill", "encode"}
+    for case in cases[::5] + [c for c in cases if c.workload.startswith("encode")][::3]:
         row = features(graph_from_config(case.config), uniform_recipe(case.gtype), Workload.parse(case.workload))
         seconds = sum(coef.get(k, 0.0) * v for k, v in row.items())
         assert profile_error(profile, case, seconds) == pytest.approx(0.0, abs=5e-3), case.label  # + memory terms
@@ -149,6 +153,24 @@ def test_predict_measure_times_the_gguf_in_llamacpp(tmp_path, capsys):
     assert data["measured_tokens_per_s"] == pytest.approx(1000 / data["measured_ms"])
     assert data["predicted_tokens_per_s"] == pytest.approx(1000 / data["predicted_ms"])
     assert len(data["measured"]["samples_ms"]) == 5 and data["measured"]["threads"] == 1
+
+
+def test_predict_measure_times_an_encoder_in_llamacpp(tmp_path, capsys):
+    """llama.cpp runs BERT as an embedding model: encode:N is every row's hidden state, timed like a prompt."""
+    path = tmp_path / "bert.json"
+    path.write_text(json.dumps(dict(model_type="bert", hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                    intermediate_size=256, vocab_size=384, max_position_embeddings=256)))
+    assert main(["predict", "--device", "host-llamacpp", "--model", str(path), "--format", "Q8_0",
+                 "--workload", "encode:64", "--measure", "--json", "--repeats", "3"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["measured_ms"] > 0 and data["predicted_ms"] > 0
+    assert data["measured_tokens_per_s"] == pytest.approx(64 * 1000 / data["measured_ms"])
+    # an encoder has no prompt to decode, a causal model no encoder pass
+    assert main(["predict", "--device", "host-llamacpp", "--model", str(path), "--format", "Q8_0",
+                 "--workload", "prefill:64", "--measure"]) == 2
+    assert main(["predict", "--device", "host-llamacpp", "--model", str(_config(tmp_path)), "--format", "Q8_0",
+                 "--workload", "encode:64", "--measure"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_predict_measure_prefill_text(tmp_path, capsys):
