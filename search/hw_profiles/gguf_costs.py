@@ -6,7 +6,7 @@ so one number per (type, rows) says what a weight costs: ns per weight per matri
 larger (cold) streams every weight from memory once per product: one-row products (decode) have
 their own cold cost per type; products of many rows pay the warm cost plus a cost per stored byte
 (one number per row count, shared by the types). A model in between is interpolated in log of its
-linear weight bytes, row counts between the measured ones in log(rows). A one-row product also pays a
+linear weight bytes, row counts between the measured ones linearly in rows. A one-row product also pays a
 fixed cost per output (one dot-product call each), which short rows feel most.
 ``search.hw_profiles.llamacpp_profile`` fits the tables.
 """
@@ -65,19 +65,20 @@ class GgufTables(BaseModel):
         weights take `weight_set_bytes`."""
         from search.formats.ggml_types import GGML_TYPES
 
-        warm = _interp_log_rows(self.ns_per_weight[gtype], rows)
+        warm = _interp_rows(self.ns_per_weight[gtype], rows)
         cold_share = 1.0 - self.warm_share(weight_set_bytes)
         if rows <= 1:
             return warm + cold_share * (self.cold_ns_per_weight.get(gtype, warm) - warm)
         if not self.cold_ns_per_byte or gtype not in GGML_TYPES:
             return warm
-        per_byte = _interp_log_rows(self.cold_ns_per_byte, rows)
+        per_byte = _interp_rows(self.cold_ns_per_byte, rows)
         return warm + cold_share * per_byte * GGML_TYPES[gtype].bits_per_weight / 8
 
 
-def _interp_log_rows(table: dict[int, float], rows: int) -> float:
-    """Per-weight cost at `rows`, linear in log(rows) between measured row counts; beyond the last,
-    proportional to rows (a product of many rows is compute bound: each row is another dot product)."""
+def _interp_rows(table: dict[int, float], rows: int) -> float:
+    """Per-weight cost of a product at `rows`, linear in rows between measured row counts (each row is
+    another dot product, so a product's cost is affine in its rows; interpolating in log(rows) priced a
+    128-row encoder pass as if it had 181 rows); beyond the last, proportional to rows."""
     keys = sorted(table)
     if rows <= keys[0]:
         return table[keys[0]]
@@ -85,5 +86,5 @@ def _interp_log_rows(table: dict[int, float], rows: int) -> float:
         return table[keys[-1]] * rows / keys[-1]
     i = bisect.bisect_right(keys, rows)
     x0, x1 = keys[i - 1], keys[i]
-    t = (math.log(rows) - math.log(x0)) / (math.log(x1) - math.log(x0))
+    t = (rows - x0) / (x1 - x0)
     return table[x0] * (1 - t) + table[x1] * t
