@@ -101,7 +101,14 @@ class SearchSpace(_Frozen):
                              f"{list(data['sparsity_scores'])}; give sparsity_scores only")
         return data
 
-    @field_validator("sparsity_scores", "methods")
+    @field_validator("group_sizes")
+    @classmethod
+    def _group_sizes(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(g < 1 for g in v):
+            raise ValueError(f"group_sizes {list(v)}: give at least one, each a positive number of weights")
+        return v
+
+    @field_validator("sparsity_scores", "methods", "sparsity_patterns")
     @classmethod
     def _some_choice(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:

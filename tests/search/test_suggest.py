@@ -6,7 +6,7 @@ import pytest
 from search.recipe import DEFAULT_KEY
 from search.space.graph import graph_from_config
 from search.space.suggest import RecipeSpace, layer_groups
-from search.spec import SearchSpace
+from search.spec import SearchSpace, parse_spec
 from tests.conftest import tiny_config
 
 
@@ -82,3 +82,12 @@ def test_a_spec_saved_before_score_and_method_choices_still_parses():
     assert parse_spec('{"space": {"bits": [8, 4]}}').space.sparsity_scores == ("magnitude", "wanda")
     with pytest.raises(Exception, match="sparsity_score"):
         parse_spec('{"space": {"sparsity_score": "wanda", "sparsity_scores": ["magnitude"]}}')
+
+
+@pytest.mark.parametrize("space, field", [('{"group_sizes": []}', "group_sizes"), ('{"group_sizes": [0]}', "group_sizes"),
+                                          ('{"sparsity_patterns": []}', "sparsity_patterns"),
+                                          ('{"methods": []}', "methods")])
+def test_an_empty_or_impossible_choice_list_is_refused_naming_the_field(space, field):
+    """Found by the service fuzz test: an empty group_sizes list reached the recipe space (IndexError, 500)."""
+    with pytest.raises(Exception, match=field):
+        parse_spec(f'{{"space": {space}}}')
