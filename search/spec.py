@@ -13,6 +13,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictFloat,
+    StrictInt,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -69,9 +71,10 @@ class SearchSpace(_Frozen):
 
     axes: tuple[Axis, ...] = ("bits", "sparsity", "rank", "width", "depth")
     granularity: Granularity = Field("role", description="one choice per layer, per block, per role, or one for the model")
-    bits: tuple[int, ...] = (16, 8, 6, 5, 4, 3, 2)
-    group_sizes: tuple[int, ...] = (32, 128)
-    sparsity: tuple[float, ...] = (0.0, 0.25, 0.5)
+    # strict numbers: JSON true is not 1 (lax parsing took `"depth": [true]` for a full-depth choice)
+    bits: tuple[StrictInt, ...] = (16, 8, 6, 5, 4, 3, 2)
+    group_sizes: tuple[StrictInt, ...] = (32, 128)
+    sparsity: tuple[StrictFloat, ...] = (0.0, 0.25, 0.5)
     sparsity_patterns: tuple[Literal["unstructured", "2:4", "channel"], ...] = ("unstructured", "2:4")
     sparsity_scores: tuple[Literal["magnitude", "wanda"], ...] = Field(
         ("magnitude", "wanda"), description="how pruned weights may be chosen: |W|, or Wanda's |W|*||x|| "
@@ -84,9 +87,9 @@ class SearchSpace(_Frozen):
     methods: tuple[Literal["rtn", "gptq"], ...] = Field(
         ("rtn", "gptq"), description="how quantized weights may be rounded: round-to-nearest, or GPTQ "
                               "(calibration data); each group picks one, e.g. ['rtn', 'gptq']")
-    ranks: tuple[float, ...] = Field((1.0, 0.5, 0.25), description="fractions of full rank; 1.0 = not factorised")
-    width: tuple[float, ...] = (1.0, 0.75, 0.5)
-    depth: tuple[float, ...] = Field((1.0, 0.83, 0.67, 0.5), description="fractions of blocks kept")
+    ranks: tuple[StrictFloat, ...] = Field((1.0, 0.5, 0.25), description="fractions of full rank; 1.0 = not factorised")
+    width: tuple[StrictFloat, ...] = (1.0, 0.75, 0.5)
+    depth: tuple[StrictFloat, ...] = Field((1.0, 0.83, 0.67, 0.5), description="fractions of blocks kept")
 
     @model_validator(mode="before")
     @classmethod
@@ -145,17 +148,17 @@ class SearchSpec(_Frozen):
     device: str = Field("rpi5", description="device profile name (GET /devices lists them)")
     workload: str = Field("encode:128", description="encode:N, prefill:N or decode:N")
     budget: Budget = Budget(max_latency="40ms")  # 16-bit demo model: ~55ms predicted on rpi5, a real trade-off
-    trials: int = Field(40, ge=1, le=100_000, description="number of search trials")
+    trials: StrictInt = Field(40, ge=1, le=100_000, description="number of search trials")
     time_limit: str | None = Field(None, description="stop after this long, e.g. '10m'")
     objectives: tuple[Objective, ...] = ("quality", "latency", "memory")
     space: SearchSpace = SearchSpace()
-    seed: int = 0
+    seed: StrictInt = 0
     sampler: Sampler = "nsga2"
     calibration_text: str | None = Field(None, description="calibration/evaluation text; default: an offline corpus")
-    calib_samples: int = Field(16, ge=1, le=4096, description="sequences for the quality evaluation")
-    calib_rows: int = Field(DEFAULT_CALIB_ROWS, ge=1, le=4096,
+    calib_samples: StrictInt = Field(16, ge=1, le=4096, description="sequences for the quality evaluation")
+    calib_rows: StrictInt = Field(DEFAULT_CALIB_ROWS, ge=1, le=4096,
                             description="sequences for data-aware transforms (Wanda scores, width importance)")
-    seq_len: int = Field(128, ge=8, le=8192, description="tokens per calibration sequence")
+    seq_len: StrictInt = Field(128, ge=8, le=8192, description="tokens per calibration sequence")
     # after calib_samples and seq_len: its validator reads them
     eval_text: str | None = Field(None, description="your own held-out text quality is measured on (all of it); "
                                                     "default: the evaluation part of calibration_text")

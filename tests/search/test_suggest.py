@@ -86,7 +86,8 @@ def test_a_spec_saved_before_score_and_method_choices_still_parses():
 
 @pytest.mark.parametrize("space, field", [('{"group_sizes": []}', "group_sizes"), ('{"group_sizes": [0]}', "group_sizes"),
                                           ('{"sparsity_patterns": []}', "sparsity_patterns"),
-                                          ('{"methods": []}', "methods")])
+                                          ('{"methods": []}', "methods"), ('{"depth": [true]}', "depth"),
+                                          ('{"bits": [true]}', "bits")])
 def test_an_empty_or_impossible_choice_list_is_refused_naming_the_field(space, field):
     """Found by the service fuzz test: an empty group_sizes list reached the recipe space (IndexError, 500)."""
     with pytest.raises(Exception, match=field):
