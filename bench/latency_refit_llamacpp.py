@@ -1,6 +1,6 @@
 """Refit the host-llamacpp profile on saved timings and re-check it, without timing anything again.
 
-    .venv/bin/python bench/latency_refit_llamacpp.py [--timings docs/latency_accuracy_llamacpp.json]
+    .venv/bin/python bench/latency_refit_llamacpp.py [--timings docs/latency_accuracy_llamacpp_fresh.json]
         [--without PREFIX,...] [--save-profile FILE]
 
 Reads a run of ``bench/latency_accuracy_llamacpp.py --profile fresh`` (the fitting cases' seconds and the
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.latency_accuracy_llamacpp import MODELS, OUT, markdown, speedups, summarize  # noqa: E402
+from bench.latency_accuracy_llamacpp import MODELS, markdown, speedups, summarize  # noqa: E402
 from search.hw_profiles.latency import predict_latency  # noqa: E402
 from search.recipe import parse_recipe  # noqa: E402
 
@@ -56,7 +56,7 @@ def repredict(rows: list[dict], profile) -> list[dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--timings", default=str(OUT))
+    parser.add_argument("--timings", default=str(ROOT / "docs" / "latency_accuracy_llamacpp_fresh.json"))
     parser.add_argument("--without", default="", help="comma-separated label prefixes of fitting cases to leave out")
     parser.add_argument("--save-profile", help="write the refitted profile (YAML) here")
     args = parser.parse_args()
